@@ -1,0 +1,45 @@
+"""The REST API for the shop's EC backend (``/api/v1``), documented by its OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, send_from_directory
+from flask_smorest import Api
+
+API_VERSION = "v1"
+DOCS_STATIC = "/api/docs/static/"
+
+
+def init_api(app: Flask) -> None:
+    import swagger_ui_bundle
+
+    from app.api.resources import blp
+
+    app.config.update(
+        API_TITLE="Kaidoki API",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH=f"{API_VERSION}/openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        # Served from the swagger-ui-bundle package: the docs work without a CDN.
+        OPENAPI_SWAGGER_UI_URL=DOCS_STATIC,
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": (
+                    "Sync customers, products and orders from the shop's EC backend. "
+                    "Authenticate with `Authorization: Bearer <key>` "
+                    "(create one with `flask --app wsgi api-keys create NAME`)."
+                )
+            },
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    api = Api(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.register_blueprint(blp)
+
+    static_dir = swagger_ui_bundle.swagger_ui_path
+
+    @app.get(DOCS_STATIC + "<path:filename>")
+    def swagger_ui_static(filename: str) -> Response:
+        return send_from_directory(static_dir, filename)

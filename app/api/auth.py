@@ -1,0 +1,114 @@
+"""Bearer API keys and ``Idempotency-Key`` replay for the REST API."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Response, g, request
+from flask_smorest import abort
+from sqlalchemy import select
+from sqlmodel import col
+
+from app.db import get_session, utcnow
+from app.models import ActorType, ApiClient, IdempotencyRecord
+from app.services.api_keys import InvalidApiKey, authenticate
+from app.services.types import Actor
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def require_api_key() -> None:
+    """before_request hook of the API blueprint: 401 unless a live key is presented."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    try:
+        g.api_client = authenticate(get_session(), key.strip(), utcnow())
+    except InvalidApiKey as exc:
+        _unauthorized(str(exc))
+
+
+def _unauthorized(message: str) -> None:
+    abort(401, message=message, headers={"WWW-Authenticate": 'Bearer realm="kaidoki"'})
+
+
+def current_client() -> ApiClient:
+    client: ApiClient = g.api_client
+    return client
+
+
+def current_actor() -> Actor:
+    return Actor(ActorType.API_CLIENT, current_client().name)
+
+
+def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Replay the first response to a POST that repeats its ``Idempotency-Key``.
+
+    The same key with a different method, path or body is refused with 422: that is a client
+    bug, and silently replaying would hide it. The record is written in the request's
+    transaction, so it exists exactly when the first request's changes do.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return view(*args, **kwargs)
+        if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+            abort(
+                422,
+                errors={"headers": {"Idempotency-Key": ["must be 1 to 255 printable characters"]}},
+            )
+        session = get_session()
+        client = current_client()
+        digest = hashlib.sha256(request.get_data()).hexdigest()
+        found = session.scalars(
+            select(IdempotencyRecord).where(
+                col(IdempotencyRecord.api_client_id) == client.id,
+                col(IdempotencyRecord.key) == key,
+            )
+        ).one_or_none()
+        if found is not None:
+            if (found.method, found.path, found.request_sha256) != (
+                request.method,
+                request.path,
+                digest,
+            ):
+                abort(
+                    422,
+                    errors={
+                        "headers": {
+                            "Idempotency-Key": [
+                                "was already used with a different request; use a new key"
+                            ]
+                        }
+                    },
+                )
+            return Response(
+                found.response_body,
+                status=found.response_status,
+                mimetype="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+        response = view(*args, **kwargs)
+        if isinstance(response, Response) and response.status_code < 500:
+            assert client.id is not None
+            session.add(
+                IdempotencyRecord(
+                    api_client_id=client.id,
+                    key=key,
+                    method=request.method,
+                    path=request.path,
+                    request_sha256=digest,
+                    response_status=response.status_code,
+                    response_body=response.get_data(as_text=True),
+                    created_at=utcnow(),
+                )
+            )
+        return response
+
+    return wrapper

@@ -1,0 +1,198 @@
+"""REST resources for the EC backend: customers, products, orders (``/api/v1``).
+
+Views parse, call one service and dump. The API blueprint commits after a successful response
+and rolls back after an error (see ``app.api.init_api``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
+
+from app.api import schemas
+from app.api.auth import current_actor, idempotent, require_api_key
+from app.config import current_settings
+from app.db import get_session, utcnow
+from app.metrics import UPSERTS
+from app.services import records, sync
+from app.services.sync import UpsertResult
+
+blp = Blueprint(
+    "sync",
+    __name__,
+    url_prefix="/api/v1",
+    description="Customers, products and orders synced from the shop's EC backend.",
+)
+
+
+
+@blp.after_request
+def _finish_transaction(response: Response) -> Response:
+    # The API blueprint is the entry point that owns the transaction: keep the changes of a
+    # successful request, drop those of a refused one.
+    session = get_session()
+    if response.status_code < 400:
+        session.commit()
+    else:
+        session.rollback()
+    return response
+
+
+blp.before_request(require_api_key)
+
+STATUS_OF = {UpsertResult.CREATED: 201, UpsertResult.UPDATED: 200, UpsertResult.UNCHANGED: 200}
+
+
+def _path_id(external_id: str) -> str:
+    try:
+        schemas.check_external_id(external_id)
+    except ValidationError as exc:
+        abort(422, errors={"path": {"external_id": exc.messages}})
+    return external_id
+
+
+def _not_found(kind: str, external_id: str) -> Any:
+    abort(404, message=f"no {kind} with external_id {external_id!r}")
+
+
+@blp.route("/customers/<external_id>")
+class CustomerResource(MethodView):
+    @blp.response(200, schemas.CustomerOutSchema)
+    def get(self, external_id: str) -> Any:
+        """Read a customer."""
+        customer = records.find_customer(get_session(), _path_id(external_id))
+        return customer or _not_found("customer", external_id)
+
+    @blp.arguments(schemas.CustomerSchema)
+    @blp.response(200, schemas.CustomerUpsertSchema, description="updated or unchanged")
+    @blp.alt_response(201, schema=schemas.CustomerUpsertSchema, description="created")
+    def put(self, data: dict[str, Any], external_id: str) -> Any:
+        """Create or update a customer (idempotent upsert keyed on the backend's id)."""
+        result, customer = sync.upsert_customer(
+            get_session(),
+            schemas.customer_in(_path_id(external_id), data),
+            current_settings().default_timezone,
+            current_actor(),
+            utcnow(),
+        )
+        UPSERTS.labels("customer", result.value).inc()
+        return {**_row(customer), "result": result.value}, STATUS_OF[result]
+
+
+@blp.route("/products/<external_id>")
+class ProductResource(MethodView):
+    @blp.response(200, schemas.ProductOutSchema)
+    def get(self, external_id: str) -> Any:
+        """Read a product, with the ops settings that shape its prompts."""
+        product = records.find_product(get_session(), _path_id(external_id))
+        return product or _not_found("product", external_id)
+
+    @blp.arguments(schemas.ProductSchema)
+    @blp.response(200, schemas.ProductUpsertSchema, description="updated or unchanged")
+    @blp.alt_response(201, schema=schemas.ProductUpsertSchema, description="created")
+    def put(self, data: dict[str, Any], external_id: str) -> Any:
+        """Create or update a product's catalogue fields (its ops settings are kept)."""
+        result, product = sync.upsert_product(
+            get_session(),
+            schemas.product_in(_path_id(external_id), data),
+            current_actor(),
+            utcnow(),
+        )
+        UPSERTS.labels("product", result.value).inc()
+        return {**_row(product), "result": result.value}, STATUS_OF[result]
+
+
+@blp.route("/orders/<external_id>")
+class OrderResource(MethodView):
+    @blp.response(200, schemas.OrderOutSchema)
+    def get(self, external_id: str) -> Any:
+        """Read an order with its lines."""
+        order = records.find_order(get_session(), _path_id(external_id))
+        return order or _not_found("order", external_id)
+
+    @blp.arguments(schemas.OrderSchema)
+    @blp.response(200, schemas.OrderUpsertSchema, description="updated or unchanged")
+    @blp.alt_response(201, schema=schemas.OrderUpsertSchema, description="created")
+    def put(self, data: dict[str, Any], external_id: str) -> Any:
+        """Create or update an order.
+
+        An order whose ``updated_at`` is older than the stored one changes nothing
+        (``stale: true``). Unknown customers and products are created as placeholders.
+        Cancelled and returned orders leave the consumption history.
+        """
+        session = get_session()
+        order = schemas.order_in(_path_id(external_id), data)
+        [outcome] = sync.sync_orders(
+            session, [order], current_settings().default_timezone, current_actor(), utcnow()
+        )
+        stored = records.find_order(session, external_id)
+        return (
+            {**asdict(stored), "result": outcome.result.value, "stale": outcome.stale},  # type: ignore[call-overload]
+            STATUS_OF[outcome.result],
+        )
+
+
+@blp.route("/orders/batch", methods=["POST"])
+@idempotent
+@blp.arguments(schemas.OrderBatchSchema)
+@blp.response(200, schemas.OrderBatchResultSchema)
+def batch_orders(data: dict[str, Any]) -> Any:
+    """Upsert up to 1,000 orders. Each item succeeds or fails alone; safe to retry.
+
+    Send an ``Idempotency-Key`` header to have a retry replay the first response.
+    """
+    items = data["orders"]
+    valid = [
+        schemas.order_in(item["external_id"], item)
+        for item in items
+        if not isinstance(item, schemas.BatchItemError)
+    ]
+    outcomes = iter(
+        sync.sync_orders(
+            get_session(), valid, current_settings().default_timezone, current_actor(), utcnow()
+        )
+    )
+    results = []
+    for item in items:
+        if isinstance(item, schemas.BatchItemError):
+            results.append(
+                {"external_id": item.external_id, "result": "error", "errors": item.errors}
+            )
+        else:
+            outcome = next(outcomes)
+            results.append(
+                {
+                    "external_id": outcome.external_id,
+                    "result": outcome.result.value,
+                    "stale": outcome.stale,
+                }
+            )
+    return {"results": results}
+
+
+@blp.route("/customers/<external_id>/orders")
+@blp.response(200, schemas.OrderOutSchema(many=True))
+@blp.paginate()
+def customer_orders(external_id: str, pagination_parameters: Any) -> Any:
+    """A customer's orders, newest first (``page``, ``page_size``; see ``X-Pagination``)."""
+    session = get_session()
+    customer = records.find_customer(session, _path_id(external_id))
+    if customer is None:
+        return _not_found("customer", external_id)
+    total, orders = records.customer_orders(
+        session,
+        customer,
+        offset=pagination_parameters.first_item,
+        limit=pagination_parameters.page_size,
+    )
+    pagination_parameters.item_count = total
+    return orders
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in type(row).model_fields}

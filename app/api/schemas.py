@@ -1,0 +1,274 @@
+"""Wire schemas of the REST API (marshmallow). Unknown fields are an error.
+
+Loaded data becomes the typed values of ``app.services.types``; SQLModel rows never cross the
+wire directly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from app.models import EXTERNAL_ID_MAX, Locale, OrderStatus
+from app.services.types import CustomerIn, LineIn, OrderIn, ProductIn
+
+MAX_BATCH_ORDERS = 1000
+MAX_LINES_PER_ORDER = 500
+MAX_QUANTITY = 1_000_000
+MAX_DB_INT = 2_147_483_647
+# Dates outside this window are typos, and far-off years overflow when shifted to UTC.
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TZ_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+
+
+def no_control_characters(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValidationError("must not contain control characters")
+
+
+def check_external_id(value: str) -> None:
+    """Raise ValidationError unless ``value`` is a usable external id (also for paths)."""
+    if not 1 <= len(value) <= EXTERNAL_ID_MAX:
+        raise ValidationError(f"must be 1 to {EXTERNAL_ID_MAX} characters long")
+    no_control_characters(value)
+    if value != value.strip():
+        raise ValidationError("must not start or end with white space")
+
+
+def check_timezone(value: str) -> None:
+    if len(value) > 64 or not _TZ_NAME.match(value):
+        raise ValidationError("is not an IANA time zone name such as Asia/Tokyo")
+    try:
+        ZoneInfo(value)
+    except Exception as exc:  # ZoneInfo raises several kinds for bad names
+        raise ValidationError("is not an IANA time zone name such as Asia/Tokyo") from exc
+
+
+def check_reasonable_date(value: datetime) -> None:
+    if not EARLIEST <= value < LATEST:
+        raise ValidationError("must be between 1990-01-01 and 2100-01-01")
+
+
+def _text(max_length: int, **kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=[validate.Length(max=max_length), no_control_characters], **kwargs
+    )
+
+
+def _when(**kwargs: Any) -> fields.AwareDateTime:
+    return fields.AwareDateTime(validate=check_reasonable_date, **kwargs)
+
+
+class CustomerSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    name = _text(200, load_default=None, allow_none=True)
+    locale = fields.String(
+        load_default=Locale.JA.value, validate=validate.OneOf([m.value for m in Locale])
+    )
+    timezone = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=check_timezone,
+        metadata={"description": "IANA time zone; the service default when omitted"},
+    )
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_kw: Any) -> dict[str, Any]:
+        data["locale"] = Locale(data["locale"])
+        return data
+
+
+def customer_in(external_id: str, data: dict[str, Any]) -> CustomerIn:
+    return CustomerIn(external_id=external_id, **data)
+
+
+class ProductSchema(Schema):
+    name = fields.String(
+        required=True, validate=[validate.Length(min=1, max=300), no_control_characters]
+    )
+    unit = _text(50, load_default=None, allow_none=True)
+    pack_size = fields.Float(
+        load_default=1.0,
+        validate=validate.Range(min=0, max=1_000_000, min_inclusive=False),
+        metadata={"description": "units in one pack, e.g. 2 for a two-pack"},
+    )
+
+
+def product_in(external_id: str, data: dict[str, Any]) -> ProductIn:
+    return ProductIn(external_id=external_id, **data)
+
+
+class LineSchema(Schema):
+    product_external_id = fields.String(required=True, validate=check_external_id)
+    quantity = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY)
+    )
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_kw: Any) -> LineIn:
+        return LineIn(**data)
+
+
+class OrderSchema(Schema):
+    customer_external_id = fields.String(required=True, validate=check_external_id)
+    ordered_at = _when(required=True, metadata={"description": "with a UTC offset"})
+    updated_at = _when(
+        required=True,
+        metadata={"description": "the backend's version stamp; an older one changes nothing"},
+    )
+    status = fields.String(
+        load_default=OrderStatus.PLACED.value,
+        validate=validate.OneOf([m.value for m in OrderStatus]),
+    )
+    delivered_at = _when(load_default=None, allow_none=True)
+    reorder_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=1, max=MAX_DB_INT),
+        metadata={"description": "the Kaidoki reorder this order fulfils, if any"},
+    )
+    lines = fields.List(
+        fields.Nested(LineSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_LINES_PER_ORDER),
+    )
+
+    @validates_schema
+    def _delivered_after_ordered(self, data: dict[str, Any], **_kw: Any) -> None:
+        delivered, ordered = data.get("delivered_at"), data.get("ordered_at")
+        if delivered is not None and ordered is not None and delivered < ordered:
+            raise ValidationError("must not be before ordered_at", "delivered_at")
+
+
+def order_in(external_id: str, data: dict[str, Any]) -> OrderIn:
+    return OrderIn(
+        external_id=external_id,
+        customer_external_id=data["customer_external_id"],
+        ordered_at=data["ordered_at"].astimezone(UTC),
+        updated_at=data["updated_at"].astimezone(UTC),
+        status=OrderStatus(data["status"]),
+        delivered_at=data["delivered_at"].astimezone(UTC) if data["delivered_at"] else None,
+        reorder_id=data["reorder_id"],
+        lines=tuple(data["lines"]),
+    )
+
+
+class BatchOrderSchema(OrderSchema):
+    external_id = fields.String(required=True, validate=check_external_id)
+
+
+@dataclass(frozen=True)
+class BatchItemError:
+    """An item of a batch that failed validation; the others go ahead."""
+
+    external_id: str | None
+    errors: dict[str, Any]
+
+
+class _LenientNested(fields.Nested):
+    """Nested that turns a bad item into a BatchItemError instead of failing the batch."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as exc:
+            ext = value.get("external_id") if isinstance(value, dict) else None
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+            return BatchItemError(ext if isinstance(ext, str) else None, messages)
+
+
+class OrderBatchSchema(Schema):
+    orders = fields.List(
+        _LenientNested(BatchOrderSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BATCH_ORDERS),
+        metadata={"description": f"1 to {MAX_BATCH_ORDERS} orders; each is validated alone"},
+    )
+
+
+# ---- responses -------------------------------------------------------------------------------
+
+RESULT = fields.String(
+    required=True,
+    validate=validate.OneOf(["created", "updated", "unchanged"]),
+    metadata={"description": "what the upsert did"},
+)
+
+
+class CustomerOutSchema(Schema):
+    external_id = fields.String()
+    email = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    locale = fields.String()
+    timezone = fields.String()
+    is_placeholder = fields.Boolean(
+        metadata={"description": "created from an order before the customer itself was synced"}
+    )
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class CustomerUpsertSchema(CustomerOutSchema):
+    result = RESULT
+
+
+class ProductOutSchema(Schema):
+    external_id = fields.String()
+    name = fields.String(allow_none=True)
+    unit = fields.String(allow_none=True)
+    pack_size = fields.Float()
+    is_placeholder = fields.Boolean()
+    default_interval_days = fields.Integer()
+    min_interval_days = fields.Integer()
+    max_interval_days = fields.Integer()
+    lead_time_days = fields.Integer()
+    target_stockout_risk = fields.Float()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class ProductUpsertSchema(ProductOutSchema):
+    result = RESULT
+
+
+class LineOutSchema(Schema):
+    product_external_id = fields.String()
+    quantity = fields.Integer()
+
+
+class OrderOutSchema(Schema):
+    external_id = fields.String()
+    customer_external_id = fields.String()
+    status = fields.String()
+    ordered_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime(metadata={"description": "the backend's version stamp"})
+    delivered_at = fields.AwareDateTime(allow_none=True)
+    reorder_id = fields.Integer(allow_none=True)
+    lines = fields.List(fields.Nested(LineOutSchema))
+
+
+class OrderUpsertSchema(OrderOutSchema):
+    result = RESULT
+    stale = fields.Boolean(
+        metadata={"description": "true when ignored because a newer version is stored"}
+    )
+
+
+class BatchItemResultSchema(Schema):
+    external_id = fields.String(allow_none=True)
+    result = fields.String(validate=validate.OneOf(["created", "updated", "unchanged", "error"]))
+    stale = fields.Boolean()
+    errors = fields.Dict(metadata={"description": "field → reasons, when result is error"})
+
+
+class OrderBatchResultSchema(Schema):
+    results = fields.List(fields.Nested(BatchItemResultSchema))

@@ -1,0 +1,42 @@
+"""The audit log: every change made by a person or an API client."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from app.models import ActorType, AuditLog
+
+
+def record(
+    session: Session,
+    at: datetime,
+    actor_type: ActorType,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    session.add(
+        AuditLog(
+            at=at,
+            actor_type=actor_type,
+            actor=actor,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            before=before,
+            after=after,
+        )
+    )
+
+
+def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert many audit rows at once (the keys of AuditLog); used by batch syncs."""
+    if rows:
+        session.execute(insert(AuditLog), rows)
