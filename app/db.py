@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import ColumnElement, DateTime, Engine, create_engine, event
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -113,3 +113,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def utcnow() -> datetime:
     """The current time, aware UTC. Only entry points call this; services take ``now``."""
     return datetime.now(UTC)
+
+
+def pk(model: Any) -> ColumnElement[int]:
+    """The ``id`` column of a table model, typed as never NULL (SQLModel types it optional)."""
+    return cast("ColumnElement[int]", model.id)

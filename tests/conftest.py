@@ -39,9 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--db") != "postgres":
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
-        uses_db = "database_url" in getattr(item, "fixturenames", ())
+        uses_db = "new_database" in getattr(item, "fixturenames", ())
         (keep if uses_db else drop).append(item)
         if uses_db:
             item.add_marker(pytest.mark.postgres)
@@ -90,7 +91,7 @@ def database_url(new_database: Callable[[], str]) -> str:
     return url
 
 
-def test_environ(database_url: str, **overrides: str) -> dict[str, str]:
+def app_environ(database_url: str, **overrides: str) -> dict[str, str]:
     return {
         "KAIDOKI_ENV": "test",
         "KAIDOKI_DATABASE_URL": database_url,
@@ -102,11 +103,26 @@ def test_environ(database_url: str, **overrides: str) -> dict[str, str]:
 
 @pytest.fixture
 def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(test_environ(database_url), instance_path=str(tmp_path / "instance"))
+    app = create_app(app_environ(database_url), instance_path=str(tmp_path / "instance"))
     yield app
     with app.app_context():
         _empty_tables(app)
         get_engine().dispose()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[[str], Flask]]:
+    """Apps on other databases (e.g. a fresh, unmigrated one); engines closed afterwards."""
+    made: list[Flask] = []
+
+    def make(url: str) -> Flask:
+        made.append(create_app(app_environ(url), instance_path=str(tmp_path / f"i{len(made)}")))
+        return made[-1]
+
+    yield make
+    for other in made:
+        with other.app_context():
+            get_engine().dispose()
 
 
 def _empty_tables(app: Flask) -> None:

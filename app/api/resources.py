@@ -6,6 +6,7 @@ and rolls back after an error (see ``app.api.init_api``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
@@ -28,7 +29,6 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="Customers, products and orders synced from the shop's EC backend.",
 )
-
 
 
 @blp.after_request
@@ -131,8 +131,9 @@ class OrderResource(MethodView):
             session, [order], current_settings().default_timezone, current_actor(), utcnow()
         )
         stored = records.find_order(session, external_id)
+        assert stored is not None  # just written, or newer and kept
         return (
-            {**asdict(stored), "result": outcome.result.value, "stale": outcome.stale},  # type: ignore[call-overload]
+            {**asdict(stored), "result": outcome.result.value, "stale": outcome.stale},
             STATUS_OF[outcome.result],
         )
 
@@ -157,7 +158,7 @@ def batch_orders(data: dict[str, Any]) -> Any:
             get_session(), valid, current_settings().default_timezone, current_actor(), utcnow()
         )
     )
-    results = []
+    results: list[dict[str, Any]] = []
     for item in items:
         if isinstance(item, schemas.BatchItemError):
             results.append(
@@ -176,22 +177,33 @@ def batch_orders(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/customers/<external_id>/orders")
-@blp.response(200, schemas.OrderOutSchema(many=True))
-@blp.paginate()
-def customer_orders(external_id: str, pagination_parameters: Any) -> Any:
+@blp.arguments(schemas.PageArgsSchema, location="query", as_kwargs=True)
+@blp.response(
+    200,
+    schemas.OrderOutSchema(many=True),
+    headers={
+        "X-Pagination": {
+            "description": "JSON: total, total_pages, page, ...",
+            "schema": {"type": "string"},
+        }
+    },
+)
+def customer_orders(external_id: str, page: int, page_size: int) -> Any:
     """A customer's orders, newest first (``page``, ``page_size``; see ``X-Pagination``)."""
     session = get_session()
     customer = records.find_customer(session, _path_id(external_id))
     if customer is None:
         return _not_found("customer", external_id)
     total, orders = records.customer_orders(
-        session,
-        customer,
-        offset=pagination_parameters.first_item,
-        limit=pagination_parameters.page_size,
+        session, customer, offset=(page - 1) * page_size, limit=page_size
     )
-    pagination_parameters.item_count = total
-    return orders
+    pagination = {
+        "total": total,
+        "total_pages": -(-total // page_size),
+        "page": page,
+        "page_size": page_size,
+    }
+    return orders, {"X-Pagination": json.dumps(pagination)}
 
 
 def _row(row: Any) -> dict[str, Any]:

@@ -7,6 +7,8 @@ wire directly.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -177,9 +179,16 @@ class BatchItemError:
 class _LenientNested(fields.Nested):
     """Nested that turns a bad item into a BatchItemError instead of failing the batch."""
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+    def _deserialize(
+        self,
+        value: Any,
+        attr: str | None,
+        data: Mapping[str, Any] | None,
+        partial: bool | Sequence[str] | AbstractSet[str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         try:
-            return super()._deserialize(value, attr, data, **kwargs)
+            return super()._deserialize(value, attr, data, partial, **kwargs)
         except ValidationError as exc:
             ext = value.get("external_id") if isinstance(value, dict) else None
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
@@ -193,6 +202,15 @@ class OrderBatchSchema(Schema):
         validate=validate.Length(min=1, max=MAX_BATCH_ORDERS),
         metadata={"description": f"1 to {MAX_BATCH_ORDERS} orders; each is validated alone"},
     )
+
+
+MAX_PAGE = 1_000_000
+MAX_PAGE_SIZE = 100
+
+
+class PageArgsSchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    page_size = fields.Integer(load_default=10, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
 
 
 # ---- responses -------------------------------------------------------------------------------

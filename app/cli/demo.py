@@ -32,6 +32,7 @@ def load(if_empty: bool) -> None:
     key = api_keys.create_api_key(session, "demo", now).key
     session.commit()
     key_file = Path(current_app.instance_path) / "demo_api_key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
     click.echo(f"demo shop loaded: {len(demo.PRODUCTS)} products, {n_orders} orders")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import ActorType, Customer, Locale
+from app.models import ActorType, Customer, Locale, OrderStatus
 from app.services import sync
 from app.services.types import Actor, CustomerIn, LineIn, OrderIn, ProductIn
 
@@ -96,7 +96,7 @@ def _customer_orders(rng: random.Random, customer_ext: str, today: date) -> list
                     customer_external_id=customer_ext,
                     ordered_at=ordered_at.astimezone(UTC),
                     updated_at=ordered_at.astimezone(UTC),
-                    status=rng.choices(list(sync.OrderStatus), weights=[96, 3, 1])[0],
+                    status=rng.choices(list(OrderStatus), weights=[96, 3, 1])[0],
                     delivered_at=(ordered_at + timedelta(days=2)).astimezone(UTC),
                     reorder_id=None,
                     lines=(LineIn(ext, quantity),),

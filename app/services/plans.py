@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from app.db import pk
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan
 
 CHUNK = 500
@@ -43,7 +44,12 @@ def load_histories(
     for start in range(0, len(customer_ids), CHUNK):
         chunk = customer_ids[start : start + CHUNK]
         rows = session.execute(
-            select(Order.customer_id, OrderLine.product_id, Order.ordered_at, OrderLine.quantity)
+            select(
+                col(Order.customer_id),
+                col(OrderLine.product_id),
+                col(Order.ordered_at),
+                col(OrderLine.quantity),
+            )
             .join(Order, col(Order.id) == col(OrderLine.order_id))
             .where(col(Order.customer_id).in_(chunk), col(Order.status) == OrderStatus.PLACED)
         )
@@ -110,7 +116,7 @@ def _plan_ids(session: Session, pairs: set[Pair]) -> dict[Pair, int]:
     for start in range(0, len(customer_ids), CHUNK):
         chunk = customer_ids[start : start + CHUNK]
         for plan_id, customer_id, product_id in session.execute(
-            select(Plan.id, Plan.customer_id, Plan.product_id).where(
+            select(pk(Plan), col(Plan.customer_id), col(Plan.product_id)).where(
                 col(Plan.customer_id).in_(chunk)
             )
         ):
@@ -127,7 +133,7 @@ def _customer_zones(
     for start in range(0, len(customer_ids), CHUNK):
         chunk = customer_ids[start : start + CHUNK]
         for customer_id, tz in session.execute(
-            select(Customer.id, Customer.timezone).where(col(Customer.id).in_(chunk))
+            select(pk(Customer), col(Customer.timezone)).where(pk(Customer).in_(chunk))
         ):
             name = tz or default_timezone
             zones[customer_id] = cache.setdefault(name, ZoneInfo(name))

@@ -71,15 +71,15 @@ def _views(session: Session, orders: list[Order]) -> list[OrderView]:
     ids = [o.id for o in orders]
     lines: dict[int, list[LineView]] = {i: [] for i in ids if i is not None}
     for order_id, product_ext, quantity in session.execute(
-        select(OrderLine.order_id, Product.external_id, OrderLine.quantity)
+        select(col(OrderLine.order_id), col(Product.external_id), col(OrderLine.quantity))
         .join(Product, col(Product.id) == col(OrderLine.product_id))
         .where(col(OrderLine.order_id).in_(ids))
         .order_by(col(Product.external_id))
     ):
         lines[order_id].append(LineView(product_ext, quantity))
-    customers = dict(
+    customers: dict[int | None, str] = dict(
         session.execute(
-            select(Customer.id, Customer.external_id).where(
+            select(col(Customer.id), col(Customer.external_id)).where(
                 col(Customer.id).in_({o.customer_id for o in orders})
             )
         ).all()

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from app.db import pk
 from app.metrics import ORDERS_SYNCED
 from app.models import Customer, Order, OrderLine, OrderStatus, Product
 from app.services.audit import record, record_many
@@ -295,7 +296,7 @@ def _select_ids(
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
         rows = session.execute(
-            select(model.external_id, model.id).where(col(model.external_id).in_(chunk))
+            select(col(model.external_id), pk(model)).where(col(model.external_id).in_(chunk))
         )
         ids.update({ext: row_id for ext, row_id in rows})
     return ids
@@ -308,8 +309,9 @@ def _load_orders(session: Session, external_ids: set[str]) -> dict[str, tuple[Sn
         chunk = wanted[start : start + CHUNK]
         for row in session.execute(
             select(
-                Order.id, Order.external_id, Order.customer_id, Order.status, Order.ordered_at,
-                Order.delivered_at, Order.reorder_id, Order.source_updated_at,
+                col(Order.id), col(Order.external_id), col(Order.customer_id), col(Order.status),
+                col(Order.ordered_at), col(Order.delivered_at), col(Order.reorder_id),
+                col(Order.source_updated_at),
             ).where(col(Order.external_id).in_(chunk))
         ):  # fmt: skip
             headers[row.id] = (row.external_id, row)
@@ -318,9 +320,9 @@ def _load_orders(session: Session, external_ids: set[str]) -> dict[str, tuple[Sn
     for start in range(0, len(order_ids), CHUNK):
         chunk_ids = order_ids[start : start + CHUNK]
         for order_id, product_id, quantity in session.execute(
-            select(OrderLine.order_id, OrderLine.product_id, OrderLine.quantity).where(
-                col(OrderLine.order_id).in_(chunk_ids)
-            )
+            select(
+                col(OrderLine.order_id), col(OrderLine.product_id), col(OrderLine.quantity)
+            ).where(col(OrderLine.order_id).in_(chunk_ids))
         ):
             lines[order_id].append((product_id, quantity))
     stored: dict[str, tuple[Snapshot, datetime]] = {}
@@ -364,9 +366,11 @@ def _write_orders(
     version_only = [ext for ext in versions if ext not in to_insert and ext not in to_update]
     update_exts = list(to_update) + version_only
     if update_exts:
-        id_by_ext = dict(
+        id_by_ext: dict[str, int] = dict(
             session.execute(
-                select(Order.external_id, Order.id).where(col(Order.external_id).in_(update_exts))
+                select(col(Order.external_id), pk(Order)).where(
+                    col(Order.external_id).in_(update_exts)
+                )
             ).all()
         )
         rows = [

@@ -8,7 +8,6 @@ Create Date: 2026-11-22 13:07:40.280135
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import app.db
@@ -23,9 +22,9 @@ def upgrade() -> None:
     op.create_table(
         "api_client",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-        sa.Column("key_prefix", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("key_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("key_prefix", sa.String(length=16), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_used_at", app.db.UTCDateTime(timezone=True), nullable=True),
@@ -40,10 +39,10 @@ def upgrade() -> None:
         sa.Column(
             "actor_type", sa.Enum("user", "api_client", "system", name="actor_type"), nullable=False
         ),
-        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
-        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
-        sa.Column("entity_type", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
-        sa.Column("entity_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("actor", sa.String(length=320), nullable=False),
+        sa.Column("action", sa.String(length=50), nullable=False),
+        sa.Column("entity_type", sa.String(length=50), nullable=False),
+        sa.Column("entity_id", sa.String(length=255), nullable=False),
         sa.Column("before", sa.JSON(), nullable=True),
         sa.Column("after", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
@@ -55,11 +54,11 @@ def upgrade() -> None:
     op.create_table(
         "customer",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("external_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("external_id", sa.String(length=255), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("locale", sa.Enum("ja", "en", name="locale"), nullable=False),
-        sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("is_placeholder", sa.Boolean(), nullable=False),
         sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
@@ -69,9 +68,9 @@ def upgrade() -> None:
     op.create_table(
         "product",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("external_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
-        sa.Column("unit", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("external_id", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(length=300), nullable=True),
+        sa.Column("unit", sa.String(length=50), nullable=True),
         sa.Column("pack_size", sa.Float(), nullable=False),
         sa.Column("is_placeholder", sa.Boolean(), nullable=False),
         sa.Column("default_interval_days", sa.Integer(), nullable=False),
@@ -98,12 +97,12 @@ def upgrade() -> None:
         "idempotency_record",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("api_client_id", sa.Integer(), nullable=False),
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("method", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
-        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
-        sa.Column("request_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("method", sa.String(length=10), nullable=False),
+        sa.Column("path", sa.String(length=500), nullable=False),
+        sa.Column("request_sha256", sa.String(length=64), nullable=False),
         sa.Column("response_status", sa.Integer(), nullable=False),
-        sa.Column("response_body", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("response_body", sa.String(), nullable=False),
         sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["api_client_id"],
@@ -120,7 +119,7 @@ def upgrade() -> None:
     op.create_table(
         "orders",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("external_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("external_id", sa.String(length=255), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column(
             "status",
@@ -164,10 +163,10 @@ def upgrade() -> None:
         sa.Column("q90_on", sa.Date(), nullable=True),
         sa.Column("p_active", sa.Float(), nullable=True),
         sa.Column("prompt_on", sa.Date(), nullable=True),
-        sa.Column("forecast_method", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("forecast_method", sa.String(length=40), nullable=True),
         sa.Column("n_intervals", sa.Integer(), nullable=True),
-        sa.Column("explanation", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-        sa.Column("model_version", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("explanation", sa.String(length=500), nullable=True),
+        sa.Column("model_version", sa.String(length=40), nullable=True),
         sa.Column("forecast_at", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),

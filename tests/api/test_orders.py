@@ -5,9 +5,7 @@ from tests.factories import customer_body, order_body
 
 def _plans(app):
     with app.app_context():
-        return {
-            (p.customer_id, p.product_id): p for p in get_session().query(Plan).all()
-        }
+        return {(p.customer_id, p.product_id): p for p in get_session().query(Plan).all()}
 
 
 def test_put_new_order_returns_201_with_its_lines(client, auth):
@@ -87,7 +85,9 @@ def test_second_order_refreshes_the_plan_history(app, client, auth):
 
 def test_purchase_day_is_the_customers_local_day(app, client, auth):
     # 08:30 in Tokyo is still the previous day in UTC.
-    body = order_body(ordered_at="2026-10-01T08:30:00+09:00", updated_at="2026-10-01T08:30:00+09:00")
+    body = order_body(
+        ordered_at="2026-10-01T08:30:00+09:00", updated_at="2026-10-01T08:30:00+09:00"
+    )
     client.put("/api/v1/orders/o-1", json=body, headers=auth)
     [plan] = _plans(app).values()
     assert str(plan.last_ordered_on) == "2026-10-01"
@@ -95,7 +95,9 @@ def test_purchase_day_is_the_customers_local_day(app, client, auth):
 
 def test_cancelled_order_leaves_the_consumption_history(app, client, auth):
     client.put("/api/v1/orders/o-1", json=order_body(), headers=auth)
-    later = order_body(ordered_at="2026-10-31T10:00:00+09:00", updated_at="2026-10-31T10:00:00+09:00")
+    later = order_body(
+        ordered_at="2026-10-31T10:00:00+09:00", updated_at="2026-10-31T10:00:00+09:00"
+    )
     client.put("/api/v1/orders/o-2", json=later, headers=auth)
     cancelled = later | {"status": "cancelled", "updated_at": "2026-11-01T10:00:00+09:00"}
     response = client.put("/api/v1/orders/o-2", json=cancelled, headers=auth)
