@@ -109,6 +109,8 @@ class Order(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customer.id", index=True)
     status: OrderStatus = Field(sa_type=_enum(OrderStatus, "order_status"))
     ordered_at: datetime = _utc()
+    # The purchase day in the customer's own time zone: consumption is counted in their days.
+    ordered_on: date
     delivered_at: datetime | None = _utc(nullable=True)
     # The backend's own version stamp: an older one never overwrites a newer one.
     source_updated_at: datetime = _utc()

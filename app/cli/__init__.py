@@ -9,11 +9,7 @@ def register_commands(app: Flask) -> None:
     from app.cli.api_keys import api_keys_cli
     from app.cli.db import db_cli
     from app.cli.demo import demo_cli
+    from app.cli.forecast import forecast_cli
 
-    for group in (db_cli, api_keys_cli, demo_cli):
+    for group in (db_cli, api_keys_cli, demo_cli, forecast_cli):
         app.cli.add_command(group)
-    try:
-        from app.cli.forecast import forecast_cli
-    except ImportError:  # pragma: no cover - the forecaster lands in its own change
-        return
-    app.cli.add_command(forecast_cli)

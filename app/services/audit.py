@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from app.db import table_of
 from app.models import ActorType, AuditLog
 
 
@@ -37,6 +37,10 @@ def record(
 
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert many audit rows at once (the keys of AuditLog); used by batch syncs."""
+    """Insert many audit rows at once (the keys of AuditLog); used by batch syncs.
+
+    Plain Core executemany, not ``insert_many``: the JSON columns need the driver-specific
+    casts SQLAlchemy adds, and a batch writes only a handful of audit rows.
+    """
     if rows:
-        session.execute(insert(AuditLog), rows)
+        session.execute(table_of(AuditLog).insert(), rows)

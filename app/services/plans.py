@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, func, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import pk
-from app.models import Customer, Order, OrderLine, OrderStatus, Plan
+from app.db import UTCDateTime, bulk_update_by_id, pk, table_of
+from app.models import Customer, Order, OrderLine, OrderStatus, Plan, PlanStatus
 
 CHUNK = 500
 
@@ -29,9 +29,20 @@ class Purchase:
     quantity: int
 
 
-def load_histories(
-    session: Session, pairs: Iterable[Pair], default_timezone: str
-) -> dict[Pair, list[Purchase]]:
+SUMMARY_FIELDS = (
+    "n_purchases",
+    "total_quantity",
+    "first_ordered_on",
+    "last_ordered_on",
+    "last_quantity",
+)
+EMPTY_SUMMARY: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS) | {
+    "n_purchases": 0,
+    "total_quantity": 0,
+}
+
+
+def load_histories(session: Session, pairs: Iterable[Pair]) -> dict[Pair, list[Purchase]]:
     """Purchase days of each pair from its placed orders, oldest first.
 
     Lines of the same pair on the same local day are one purchase with the summed units;
@@ -39,99 +50,136 @@ def load_histories(
     """
     wanted = set(pairs)
     customer_ids = sorted({c for c, _ in wanted})
-    zones = _customer_zones(session, customer_ids, default_timezone)
-    units: dict[Pair, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    histories: dict[Pair, list[Purchase]] = {pair: [] for pair in wanted}
     for start in range(0, len(customer_ids), CHUNK):
         chunk = customer_ids[start : start + CHUNK]
         rows = session.execute(
             select(
                 col(Order.customer_id),
                 col(OrderLine.product_id),
-                col(Order.ordered_at),
-                col(OrderLine.quantity),
+                col(Order.ordered_on),
+                func.sum(col(OrderLine.quantity)),
             )
             .join(Order, col(Order.id) == col(OrderLine.order_id))
             .where(col(Order.customer_id).in_(chunk), col(Order.status) == OrderStatus.PLACED)
+            .group_by(col(Order.customer_id), col(OrderLine.product_id), col(Order.ordered_on))
+            .order_by(col(Order.ordered_on))
         )
-        for customer_id, product_id, ordered_at, quantity in rows:
-            pair = (customer_id, product_id)
-            if pair in wanted:
-                local_day = ordered_at.astimezone(zones[customer_id]).date()
-                units[pair][local_day] += quantity
-    return {
-        pair: [Purchase(day, qty) for day, qty in sorted(units[pair].items())] for pair in wanted
-    }
+        for customer_id, product_id, day, quantity in rows:
+            history = histories.get((customer_id, product_id))
+            if history is not None:
+                history.append(Purchase(day, int(quantity)))
+    return histories
 
 
-def refresh_plans(
-    session: Session, pairs: Iterable[Pair], default_timezone: str, now: datetime
-) -> None:
+def refresh_plans(session: Session, pairs: Iterable[Pair], now: datetime) -> None:
     """Create the missing plans of ``pairs`` and bring their history summary up to date.
 
-    A pair whose orders were all cancelled keeps its plan (its settings and answers stay), with
-    an empty history.
+    One ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` per chunk: the database aggregates the
+    placed order lines itself, so a batch of a thousand orders costs a few statements. It may
+    also refresh other pairs of the same customers and products, which is harmless: a summary
+    is a pure function of the orders. A pair whose orders were all cancelled keeps its plan
+    (its settings and answers stay), with an empty history.
     """
     wanted = set(pairs)
     if not wanted:
         return
-    histories = load_histories(session, wanted, default_timezone)
-    existing = _plan_ids(session, wanted)
-    new_rows: list[dict[str, Any]] = []
-    changed_rows: list[dict[str, Any]] = []
-    for pair, history in histories.items():
-        summary = _summary(history) | {"updated_at": now}
-        if pair in existing:
-            changed_rows.append({"id": existing[pair], **summary})
-        elif history:
-            new_rows.append(
-                {"customer_id": pair[0], "product_id": pair[1], "created_at": now, **summary}
-            )
-    if new_rows:
-        session.execute(insert(Plan), new_rows)
-    if changed_rows:
-        session.execute(update(Plan), changed_rows)
+    by_customer: dict[int, set[int]] = {}
+    for customer_id, product_id in wanted:
+        by_customer.setdefault(customer_id, set()).add(product_id)
+    customers = sorted(by_customer)
+    for start in range(0, len(customers), CHUNK):
+        chunk = customers[start : start + CHUNK]
+        products = sorted({p for c in chunk for p in by_customer[c]})
+        session.execute(_upsert_summaries(session, chunk, products, now))
+    _empty_summaries(session, wanted, now)
 
 
-def _summary(history: list[Purchase]) -> dict[str, Any]:
-    if not history:
-        return {
-            "n_purchases": 0,
-            "total_quantity": 0,
-            "first_ordered_on": None,
-            "last_ordered_on": None,
-            "last_quantity": None,
-        }
-    return {
-        "n_purchases": len(history),
-        "total_quantity": sum(p.quantity for p in history),
-        "first_ordered_on": history[0].on,
-        "last_ordered_on": history[-1].on,
-        "last_quantity": history[-1].quantity,
-    }
+def _upsert_summaries(
+    session: Session, customer_ids: list[int], product_ids: list[int], now: datetime
+) -> Any:
+    orders, lines, plan = table_of(Order), table_of(OrderLine), table_of(Plan)
+    days = (
+        select(
+            orders.c.customer_id,
+            lines.c.product_id,
+            orders.c.ordered_on.label("day"),
+            func.sum(lines.c.quantity).label("quantity"),
+        )
+        .join(orders, orders.c.id == lines.c.order_id)
+        .where(
+            orders.c.status == OrderStatus.PLACED.value,
+            orders.c.customer_id.in_(customer_ids),
+            # Written as an expression so that SQLite's planner keeps to the customer index:
+            # with a plain IN it may scan the lines of every listed product instead.
+            (lines.c.product_id + 0).in_(product_ids),
+        )
+        .group_by(orders.c.customer_id, lines.c.product_id, orders.c.ordered_on)
+        .subquery()
+    )
+    ranked = select(
+        days,
+        func.row_number()
+        .over(partition_by=[days.c.customer_id, days.c.product_id], order_by=days.c.day.desc())
+        .label("recency"),
+    ).subquery()
+    summary = select(
+        ranked.c.customer_id,
+        ranked.c.product_id,
+        literal(PlanStatus.ACTIVE, plan.c.status.type).label("status"),
+        func.count().label("n_purchases"),
+        func.sum(ranked.c.quantity).label("total_quantity"),
+        func.min(ranked.c.day).label("first_ordered_on"),
+        func.max(ranked.c.day).label("last_ordered_on"),
+        func.sum(case((ranked.c.recency == 1, ranked.c.quantity))).label("last_quantity"),
+        literal(now, UTCDateTime).label("created_at"),
+        literal(now, UTCDateTime).label("updated_at"),
+    ).group_by(ranked.c.customer_id, ranked.c.product_id)
+    # SQLite needs a WHERE in INSERT ... SELECT ... ON CONFLICT to parse it unambiguously.
+    summary = summary.where(true())
+    insert = (
+        postgresql.insert(plan)
+        if session.get_bind().dialect.name == "postgresql"
+        else sqlite.insert(plan)
+    )
+    statement = insert.from_select([c.name for c in summary.selected_columns], summary)
+    return statement.on_conflict_do_update(
+        index_elements=[plan.c.customer_id, plan.c.product_id],
+        set_={name: statement.excluded[name] for name in (*SUMMARY_FIELDS, "updated_at")},
+    )
 
 
-def _plan_ids(session: Session, pairs: set[Pair]) -> dict[Pair, int]:
+def _empty_summaries(session: Session, pairs: set[Pair], now: datetime) -> None:
+    """Clear the summary of plans among ``pairs`` that no longer have a placed order.
+
+    The upsert just stamped every pair that still has one with ``updated_at = now``; a plan of
+    ``pairs`` that kept an older stamp and still counts purchases has lost them all.
+    """
     customer_ids = sorted({c for c, _ in pairs})
-    found: dict[Pair, int] = {}
+    stale: list[int] = []
     for start in range(0, len(customer_ids), CHUNK):
         chunk = customer_ids[start : start + CHUNK]
-        for plan_id, customer_id, product_id in session.execute(
-            select(pk(Plan), col(Plan.customer_id), col(Plan.product_id)).where(
-                col(Plan.customer_id).in_(chunk)
-            )
+        for plan_id, customer_id, product_id, updated_at in session.execute(
+            select(
+                pk(Plan), col(Plan.customer_id), col(Plan.product_id), col(Plan.updated_at)
+            ).where(col(Plan.customer_id).in_(chunk), col(Plan.n_purchases) > 0)
         ):
-            if (customer_id, product_id) in pairs:
-                found[(customer_id, product_id)] = plan_id
-    return found
+            if (customer_id, product_id) in pairs and updated_at != now:
+                stale.append(plan_id)
+    if stale:
+        empty = EMPTY_SUMMARY | {"updated_at": now}
+        bulk_update_by_id(session, Plan, [{"id": plan_id, **empty} for plan_id in stale])
 
 
-def _customer_zones(
-    session: Session, customer_ids: list[int], default_timezone: str
+def customer_zones(
+    session: Session, customer_ids: Iterable[int], default_timezone: str
 ) -> dict[int, ZoneInfo]:
+    """Each customer's time zone (the default for those without one)."""
+    wanted = sorted(set(customer_ids))
     zones: dict[int, ZoneInfo] = {}
     cache: dict[str, ZoneInfo] = {}
-    for start in range(0, len(customer_ids), CHUNK):
-        chunk = customer_ids[start : start + CHUNK]
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
         for customer_id, tz in session.execute(
             select(pk(Customer), col(Customer.timezone)).where(pk(Customer).in_(chunk))
         ):

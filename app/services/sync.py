@@ -16,17 +16,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias, TypeVar
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import pk
+from app.db import bulk_update_by_id, insert_many, pk, table_of
 from app.metrics import ORDERS_SYNCED
-from app.models import Customer, Order, OrderLine, OrderStatus, Product
+from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
 from app.services.audit import record, record_many
-from app.services.plans import refresh_plans
+from app.services.plans import customer_zones, refresh_plans
 from app.services.types import Actor, CustomerIn, OrderIn, ProductIn
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,29 @@ def upsert_customer(
     customer = session.scalars(
         select(Customer).where(col(Customer.external_id) == data.external_id)
     ).one_or_none()
-    return _apply(session, Customer, "customer", customer, data.external_id, values, actor, now)
+    old_timezone = customer.timezone if customer is not None else None
+    result, customer = _apply(
+        session, Customer, "customer", customer, data.external_id, values, actor, now
+    )
+    if old_timezone is not None and old_timezone != customer.timezone:
+        _redate_orders(session, customer, now)
+    return result, customer
+
+
+def _redate_orders(session: Session, customer: Customer, now: datetime) -> None:
+    """Re-derive the local purchase days of a customer whose time zone changed."""
+    zone = ZoneInfo(customer.timezone)
+    orders = session.execute(
+        select(pk(Order), col(Order.ordered_at)).where(col(Order.customer_id) == customer.id)
+    ).all()
+    rows = [{"id": oid, "ordered_on": at.astimezone(zone).date()} for oid, at in orders]
+    if rows:
+        bulk_update_by_id(session, Order, rows)
+    product_ids = session.scalars(
+        select(col(Plan.product_id)).where(col(Plan.customer_id) == customer.id)
+    ).all()
+    assert customer.id is not None
+    refresh_plans(session, {(customer.id, p) for p in product_ids}, now)
 
 
 def upsert_product(
@@ -171,6 +194,7 @@ def _sync_orders_once(
     product_ids = _ensure_ids(
         session, Product, {line.product_external_id for o in orders for line in o.lines}, {}, now
     )
+    zones = customer_zones(session, customer_ids.values(), default_timezone)
     stored = _load_orders(session, {o.external_id for o in orders})
 
     outcomes: list[OrderOutcome] = []
@@ -214,22 +238,26 @@ def _sync_orders_once(
         versions[order.external_id] = order.updated_at
         touched_pairs.update(_pairs(snapshot))
         outcomes.append(OrderOutcome(order.external_id, result))
-        audit_rows.append(
-            {
-                "at": now,
-                "actor_type": actor.type,
-                "actor": actor.name,
-                "action": "create" if result is UpsertResult.CREATED else "update",
-                "entity_type": "order",
-                "entity_id": order.external_id,
-                "before": None if current is None else _snapshot_json(current[0]),
-                "after": _snapshot_json(snapshot),
-            }
-        )
+        if current is not None:
+            audit_rows.append(
+                _audit_row(actor, now, "update", order.external_id, current[0], snapshot)
+            )
 
-    _write_orders(session, to_insert, to_update, versions, now)
+    _write_orders(session, to_insert, to_update, versions, zones, now)
+    if to_insert:
+        # A new order is fully described by its own row; one audit row names them all.
+        created = list(to_insert)
+        if len(created) == 1:
+            audit_rows.append(
+                _audit_row(actor, now, "create", created[0], None, to_insert[created[0]])
+            )
+        else:
+            audit_rows.append(
+                _audit_row(actor, now, "create", f"{len(created)} orders", None, None)
+                | {"after": {"external_ids": created}}
+            )
     record_many(session, audit_rows)
-    refresh_plans(session, touched_pairs, default_timezone, now)
+    refresh_plans(session, touched_pairs, now)
     for outcome in outcomes:
         ORDERS_SYNCED.labels(result=outcome.result.value).inc()
     return outcomes
@@ -245,6 +273,26 @@ def _merge_lines(lines: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...
 
 def _pairs(snapshot: Snapshot) -> set[tuple[int, int]]:
     return {(snapshot[0], product_id) for product_id, _ in snapshot[5]}
+
+
+def _audit_row(
+    actor: Actor,
+    now: datetime,
+    action: str,
+    entity_id: str,
+    before: Snapshot | None,
+    after: Snapshot | None,
+) -> dict[str, Any]:
+    return {
+        "at": now,
+        "actor_type": actor.type,
+        "actor": actor.name,
+        "action": action,
+        "entity_type": "order",
+        "entity_id": entity_id,
+        "before": None if before is None else _snapshot_json(before),
+        "after": None if after is None else _snapshot_json(after),
+    }
 
 
 def _snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
@@ -271,7 +319,7 @@ def _ensure_ids(
     missing = sorted(external_ids - ids.keys())
     if missing:
         session.execute(
-            insert(model),
+            table_of(model).insert(),
             [
                 {
                     "external_id": ext,
@@ -289,7 +337,7 @@ def _ensure_ids(
 
 
 def _select_ids(
-    session: Session, model: type[Customer] | type[Product], external_ids: set[str]
+    session: Session, model: type[Customer] | type[Product] | type[Order], external_ids: set[str]
 ) -> dict[str, int]:
     ids: dict[str, int] = {}
     wanted = sorted(external_ids)
@@ -344,42 +392,37 @@ def _write_orders(
     to_insert: dict[str, Snapshot],
     to_update: dict[str, Snapshot],
     versions: dict[str, datetime],
+    zones: dict[int, ZoneInfo],
     now: datetime,
 ) -> None:
     line_rows: list[dict[str, Any]] = []
     if to_insert:
-        exts = list(to_insert)
-        returned = session.execute(
-            insert(Order).returning(
-                col(Order.id), col(Order.external_id), sort_by_parameter_order=True
-            ),
+        insert_many(
+            session,
+            Order,
             [
-                _order_row(ext, to_insert[ext], versions[ext], now) | {"created_at": now}
-                for ext in exts
+                _order_row(ext, snap, versions[ext], zones, now) | {"created_at": now}
+                for ext, snap in to_insert.items()
             ],
-        ).all()
-        for order_id, ext in returned:
-            line_rows.extend(
-                {"order_id": order_id, "product_id": p, "quantity": q} for p, q in to_insert[ext][5]
-            )
+        )
+        new_ids = _select_ids(session, Order, set(to_insert))
+        line_rows.extend(
+            {"order_id": new_ids[ext], "product_id": p, "quantity": q}
+            for ext, snap in to_insert.items()
+            for p, q in snap[5]
+        )
     # Versions advance even when the content did not change, so an older replay stays stale.
     version_only = [ext for ext in versions if ext not in to_insert and ext not in to_update]
     update_exts = list(to_update) + version_only
     if update_exts:
-        id_by_ext: dict[str, int] = dict(
-            session.execute(
-                select(col(Order.external_id), pk(Order)).where(
-                    col(Order.external_id).in_(update_exts)
-                )
-            ).all()
-        )
+        id_by_ext = _select_ids(session, Order, set(update_exts))
         rows = [
-            {"id": id_by_ext[ext], **_order_row(ext, to_update[ext], versions[ext], now)}
+            {"id": id_by_ext[ext], **_order_row(ext, to_update[ext], versions[ext], zones, now)}
             for ext in to_update
         ]
         rows += [{"id": id_by_ext[ext], "source_updated_at": versions[ext]} for ext in version_only]
         if rows:
-            session.execute(update(Order), rows)
+            bulk_update_by_id(session, Order, rows)
         changed_ids = [id_by_ext[ext] for ext in to_update]
         for start in range(0, len(changed_ids), CHUNK):
             session.execute(
@@ -393,16 +436,19 @@ def _write_orders(
             for p, q in snap[5]
         )
     if line_rows:
-        session.execute(insert(OrderLine), line_rows)
+        insert_many(session, OrderLine, line_rows)
 
 
-def _order_row(ext: str, snap: Snapshot, version: datetime, now: datetime) -> dict[str, Any]:
+def _order_row(
+    ext: str, snap: Snapshot, version: datetime, zones: dict[int, ZoneInfo], now: datetime
+) -> dict[str, Any]:
     customer_id, status, ordered_at, delivered_at, reorder_id, _ = snap
     return {
         "external_id": ext,
         "customer_id": customer_id,
         "status": status,
         "ordered_at": ordered_at,
+        "ordered_on": ordered_at.astimezone(zones[customer_id]).date(),
         "delivered_at": delivered_at,
         "reorder_id": reorder_id,
         "source_updated_at": version,

@@ -1,3 +1,5 @@
+from sqlmodel import col
+
 from app.db import get_session
 from app.models import AuditLog
 from tests.factories import customer_body, order_body
@@ -7,7 +9,7 @@ def _log(app):
     with app.app_context():
         return [
             (a.actor, a.action, a.entity_type, a.entity_id, a.before, a.after)
-            for a in get_session().query(AuditLog).order_by(AuditLog.id).all()
+            for a in get_session().query(AuditLog).order_by(col(AuditLog.id)).all()
             if a.entity_type != "api_client"
         ]
 

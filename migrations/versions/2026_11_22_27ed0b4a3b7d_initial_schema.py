@@ -1,8 +1,8 @@
-"""initial schema: customers, products, orders, plans, api clients, audit
+"""Initial schema: customers, products, orders and lines, plans, API clients, audit log.
 
-Revision ID: 01bbc1561aff
+Revision ID: 27ed0b4a3b7d
 Revises:
-Create Date: 2026-11-22 13:07:40.280135
+Create Date: 2026-11-22 13:19:36.581661
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import app.db
 
-revision: str = "01bbc1561aff"
+revision: str = "27ed0b4a3b7d"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -127,6 +127,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("ordered_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ordered_on", sa.Date(), nullable=False),
         sa.Column("delivered_at", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("source_updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reorder_id", sa.Integer(), nullable=True),

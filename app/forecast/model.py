@@ -1,0 +1,515 @@
+"""The two-part timing model and its population fit.
+
+Model (one row per interval that starts at a purchase; the last one of each pair is open):
+
+* activity: with probability p = expit(Z gamma) another purchase follows this one at all
+  (1 - p: the pair has stopped, the "cure" fraction);
+* timing, if active: log T ~ Normal(X beta, exp(W delta)) in days since the purchase;
+* a closed interval of g days contributes log p + log f(g); an open one, right-censored at
+  "T >= c" (c days elapsed, or later when a skip or snooze says stock remained), contributes
+  log(1 - p + p S(c - 1/2)) (days are whole; the half day is the continuity correction).
+
+Covariates (``features.design``): the product norm (mean log interval of the product, shrunk to
+the global mean), the pair's own mean log interval shrunk toward the norm in proportion to its
+evidence, log units bought at the purchase and relative to the pair's usual, the customer's
+visit cadence (any product), and the number of purchases; the activity part also has the
+product's repeat propensity. One global fit with product-level norms: per-product fits would
+starve most products, and pair-level fits do not scale.
+
+Calibration of the 80 % interval: the likelihood's [q_0.1, q_0.9] is widened or narrowed by
+choosing the tail level a of [q_a, q_(1-a)] so that, on the fitted intervals themselves (all
+dated before ``today``), 80 % are covered, counted as the back-test counts (closed intervals
+covered or not; open ones a miss when censored beyond q_(1-a), otherwise left out), separately
+for pairs with history and cold starts. This is split-free conformal calibration of the quantile
+level; it uses data before the origin only. Quantiles are of the next purchase *given the pair is
+still active*; stopped pairs that the evaluation counts as misses are the known weak spot (a
+pseudo back-test before ``today`` was tried and did not transfer across Chinese New Year).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import special
+from statsmodels.base.model import GenericLikelihoodModel
+from statsmodels.tools.numdiff import approx_fprime
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from app.forecast import features as ft
+from app.forecast.features import F64, I64, BatchInput
+from app.forecast.metrics import interval_coverage
+
+MODEL_VERSION = "lncure-1"
+_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+class CensoredCureLogNormal(GenericLikelihoodModel):  # type: ignore[misc]
+    """Mixture-cure log-normal with right censoring; analytic score.
+
+    ``endog`` is log time (log interval for events, log(c - 1/2) for censored rows), ``event`` 1
+    for a closed interval; ``x``, ``z``, ``w`` are the covariates of the location, the activity
+    logit and the log scale. Parameters are [beta, gamma, delta].
+    """
+
+    def __init__(
+        self,
+        log_t: F64,
+        event: F64,
+        x: F64,
+        z: F64,
+        w: F64,
+        x_names: tuple[str, ...] = ft.X_NAMES,
+        z_names: tuple[str, ...] = ft.Z_NAMES,
+        w_names: tuple[str, ...] = ft.W_NAMES,
+        weights: F64 | None = None,
+        **kwds: Any,
+    ) -> None:
+        self.event = np.asarray(event, dtype=np.float64)
+        self.weights = np.ones_like(self.event) if weights is None else np.asarray(weights)
+        self._cache: tuple[bytes, dict[str, F64]] | None = None
+        self.z_mat = np.asarray(z, dtype=np.float64)
+        self.w_mat = np.asarray(w, dtype=np.float64)
+        self.kx, self.kz, self.kw = x.shape[1], z.shape[1], w.shape[1]
+        super().__init__(
+            endog=np.asarray(log_t, dtype=np.float64),
+            exog=np.asarray(x, dtype=np.float64),
+            extra_params_names=[f"active:{n}" for n in z_names]
+            + [f"logscale:{n}" for n in w_names],
+            **kwds,
+        )
+        self.exog_names[: self.kx] = [f"loc:{n}" for n in x_names]
+        # Degrees of freedom from the parameter count, not the rank of exog (a tiny population
+        # can make a covariate constant, and statsmodels would then warn at fit time).
+        self.k_constant = 1
+        self.df_model = float(self.kx - 1)
+        self.df_resid = float(self.endog.shape[0] - self.nparams)
+
+    def _split(self, params: F64) -> tuple[F64, F64, F64]:
+        p = np.asarray(params, dtype=np.float64)
+        return p[: self.kx], p[self.kx : self.kx + self.kz], p[self.kx + self.kz :]
+
+    def _parts(self, params: F64) -> dict[str, F64]:
+        # The optimiser asks for the likelihood and the score at the same point: compute once.
+        key = np.asarray(params, dtype=np.float64).tobytes()
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        beta, gamma, delta = self._split(params)
+        y = self.endog
+        log_sigma = self.w_mat @ delta
+        sigma = np.exp(log_sigma)
+        zz = (y - self.exog @ beta) / sigma
+        eta = self.z_mat @ gamma
+        log_p = -np.logaddexp(0.0, -eta)
+        log_1mp = -np.logaddexp(0.0, eta)
+        log_s = special.log_ndtr(-zz)
+        log_a = np.logaddexp(log_1mp, log_p + log_s)
+        parts = {
+            "y": y, "sigma": sigma, "log_sigma": log_sigma, "z": zz, "eta": eta,
+            "log_p": log_p, "log_1mp": log_1mp, "log_s": log_s, "log_a": log_a,
+        }  # fmt: skip
+        self._cache = (key, parts)
+        return parts
+
+    def loglikeobs(self, params: F64) -> F64:
+        q = self._parts(params)
+        ev = self.event
+        ll_event = q["log_p"] - _LOG_SQRT_2PI - 0.5 * q["z"] ** 2 - q["log_sigma"] - q["y"]
+        return np.asarray(self.weights * np.where(ev > 0, ll_event, q["log_a"]), dtype=np.float64)
+
+    def score_obs(self, params: F64, **kwds: Any) -> F64:
+        q = self._parts(params)
+        ev = self.event > 0
+        zz, sigma = q["z"], q["sigma"]
+        p = np.exp(q["log_p"])
+        log_phi = -_LOG_SQRT_2PI - 0.5 * zz**2
+        # Censored rows: d/deta log A = p(1-p)(S-1)/A, and the timing part
+        # d/dz log A = -p phi(z)/A (computed in logs: A can be tiny).
+        h = np.exp(q["log_p"] + log_phi - q["log_a"])  # p phi / A
+        d_eta_c = -p * np.exp(q["log_1mp"]) * (-np.expm1(q["log_s"])) / np.exp(q["log_a"])
+        d_eta = np.where(ev, 1.0 - p, d_eta_c)
+        d_mu = np.where(ev, zz / sigma, h / sigma)
+        d_logsig = np.where(ev, zz**2 - 1.0, h * zz)
+        wt = self.weights[:, None]
+        return np.column_stack(
+            [
+                self.exog * (wt * d_mu[:, None]),
+                self.z_mat * (wt * d_eta[:, None]),
+                self.w_mat * (wt * d_logsig[:, None]),
+            ]
+        )
+
+    def score(self, params: F64) -> F64:
+        return np.asarray(self.score_obs(params).sum(0), dtype=np.float64)
+
+    def hessian(self, params: F64) -> F64:
+        """Numerical Jacobian of the analytic score (k score calls, not k^2 likelihood calls)."""
+        hess = approx_fprime(np.asarray(params, dtype=np.float64), self.score, centered=True)
+        return np.asarray((hess + hess.T) / 2.0, dtype=np.float64)
+
+    def start_params_guess(self) -> F64:
+        ev = self.event > 0
+        y_ev = self.endog[ev] if ev.any() else self.endog
+        beta = np.zeros(self.kx)
+        beta[0] = float(np.mean(y_ev))
+        delta = np.zeros(self.kw)
+        delta[0] = float(np.log(max(np.std(y_ev), 0.3)))
+        return np.concatenate([beta, np.zeros(self.kz), delta])
+
+
+@dataclass(frozen=True)
+class PopulationParams:
+    """Fitted population parameters; JSON-safe via ``to_dict`` / ``from_dict``.
+
+    ``product_norms`` maps product id -> (norm: mean log interval, repeat: logit of the share of
+    purchases followed by another one), both shrunk toward the global values, which are the
+    fallback for unseen products. ``interval_alpha`` holds the calibrated tail level a of the
+    80 % interval [q_a, q_(1-a)] for the "model" and "population" methods; ``activity`` the
+    coefficients of the activity recalibration (``features.V_NAMES``; empty: the timing
+    model's own P(active)).
+    """
+
+    model_version: str
+    fitted_on: str
+    params: tuple[float, ...]
+    global_norm: float
+    global_repeat: float
+    global_log_cadence: float
+    product_norms: dict[str, tuple[float, float]]
+    interval_alpha: dict[str, float] = field(
+        default_factory=lambda: {"model": 0.1, "population": 0.1}
+    )
+    activity: tuple[float, ...] = ()
+    global_customer_share: float = 0.1
+    n_rows: int = 0
+    loglike: float = float("nan")
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "fitted_on": self.fitted_on,
+            "params": list(self.params),
+            "global_norm": self.global_norm,
+            "global_repeat": self.global_repeat,
+            "global_log_cadence": self.global_log_cadence,
+            "product_norms": {k: [v[0], v[1]] for k, v in self.product_norms.items()},
+            "interval_alpha": dict(self.interval_alpha),
+            "activity": list(self.activity),
+            "global_customer_share": self.global_customer_share,
+            "n_rows": self.n_rows,
+            "loglike": self.loglike if np.isfinite(self.loglike) else None,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PopulationParams:
+        if d.get("model_version") != MODEL_VERSION:
+            raise ValueError(f"unsupported model_version {d.get('model_version')!r}")
+        ll = d.get("loglike")
+        return cls(
+            model_version=str(d["model_version"]),
+            fitted_on=str(d["fitted_on"]),
+            params=tuple(float(v) for v in d["params"]),
+            global_norm=float(d["global_norm"]),
+            global_repeat=float(d["global_repeat"]),
+            global_log_cadence=float(d["global_log_cadence"]),
+            product_norms={
+                str(k): (float(v[0]), float(v[1])) for k, v in d["product_norms"].items()
+            },
+            interval_alpha={str(k): float(v) for k, v in d["interval_alpha"].items()},
+            activity=tuple(float(v) for v in d.get("activity", ())),
+            global_customer_share=float(d.get("global_customer_share", 0.1)),
+            n_rows=int(d.get("n_rows", 0)),
+            loglike=float("nan") if ll is None else float(ll),
+            seed=int(d.get("seed", 0)),
+        )
+
+    def split(self) -> tuple[F64, F64, F64]:
+        p = np.asarray(self.params, dtype=np.float64)
+        kx, kz = len(ft.X_NAMES), len(ft.Z_NAMES)
+        return p[:kx], p[kx : kx + kz], p[kx + kz :]
+
+
+def product_norms_from(
+    pur: ft.Purchases, stats: ft.RowStats, pair_product: I64, n_products: int
+) -> tuple[F64, F64, float, float]:
+    """Per product (by code): shrunk mean log interval and repeat logit, plus the global values."""
+    prod = pair_product[pur.pair]
+    closed = stats.next_gap > 0
+    lg = np.where(closed, np.log(np.maximum(stats.next_gap, 1)), 0.0)
+    sum_lg = np.bincount(prod, weights=lg, minlength=n_products)
+    n_gap = np.bincount(prod, weights=closed.astype(np.float64), minlength=n_products)
+    n_buy = np.bincount(prod, minlength=n_products).astype(np.float64)
+    g_norm = float(sum_lg.sum() / n_gap.sum()) if n_gap.sum() > 0 else float(np.log(30.0))
+    g_share = float((n_gap.sum() + 1.0) / (n_buy.sum() + 2.0))
+    norm = (sum_lg + ft.PRODUCT_PRIOR * g_norm) / (n_gap + ft.PRODUCT_PRIOR)
+    share = (n_gap + ft.PRODUCT_PRIOR * g_share) / (n_buy + ft.PRODUCT_PRIOR)
+    return norm, special.logit(share), g_norm, float(special.logit(g_share))
+
+
+class ActivityRecalibration(GenericLikelihoodModel):  # type: ignore[misc]
+    """Second part of the activity model, fitted at a pseudo-origin before ``today``.
+
+    P(purchase in the window) = expit(V lambda) * q, with q the timing model's P(purchase in the
+    window | active, not bought yet); V (``features.V_NAMES``) adds customer-level evidence known
+    at the origin (the customer's recency, visits since the pair's last purchase, repeat habit)
+    to the timing model's own logit P(active). Bernoulli likelihood, analytic score.
+    """
+
+    def __init__(self, bought: F64, q: F64, v: F64, **kwds: Any) -> None:
+        self.q = np.clip(np.asarray(q, dtype=np.float64), 1e-12, 1.0)
+        super().__init__(endog=np.asarray(bought, dtype=np.float64), exog=v, **kwds)
+        self.exog_names[:] = list(ft.V_NAMES)
+
+    def loglikeobs(self, params: F64) -> F64:
+        eta = self.exog @ params
+        log_pi = -np.logaddexp(0.0, -eta)
+        p = np.clip(np.exp(log_pi) * self.q, 1e-15, 1 - 1e-15)
+        y = self.endog
+        return np.asarray(y * np.log(p) + (1 - y) * np.log1p(-p), dtype=np.float64)
+
+    def score_obs(self, params: F64, **kwds: Any) -> F64:
+        eta = self.exog @ params
+        pi = special.expit(eta)
+        p = np.clip(pi * self.q, 1e-15, 1 - 1e-15)
+        # d/deta of y log(pi q) + (1 - y) log(1 - pi q) = (y - p)(1 - pi) / (1 - p)
+        g = (self.endog - p) * (1.0 - pi) / (1.0 - p)
+        return np.asarray(self.exog * g[:, None], dtype=np.float64)
+
+    def score(self, params: F64) -> F64:
+        return np.asarray(self.score_obs(params).sum(0), dtype=np.float64)
+
+    def hessian(self, params: F64) -> F64:
+        hess = approx_fprime(np.asarray(params, dtype=np.float64), self.score, centered=True)
+        return np.asarray((hess + hess.T) / 2.0, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    theta: F64
+    loglike: float
+    n_rows: int
+    norm: F64
+    repeat: F64
+    g_norm: float
+    g_repeat: float
+    g_cad: float
+    g_cust_share: float
+    alpha: dict[str, float]
+
+    def params(self, batch: BatchInput, today: int, seed: int) -> PopulationParams:
+        norms = {
+            pid: (float(self.norm[i]), float(self.repeat[i]))
+            for i, pid in enumerate(batch.product_ids)
+        }
+        return PopulationParams(
+            model_version=MODEL_VERSION,
+            fitted_on=date.fromordinal(today).isoformat(),
+            params=tuple(float(v) for v in self.theta),
+            global_norm=self.g_norm,
+            global_repeat=self.g_repeat,
+            global_log_cadence=self.g_cad,
+            product_norms=norms,
+            global_customer_share=self.g_cust_share,
+            interval_alpha=dict(self.alpha),
+            n_rows=self.n_rows,
+            loglike=self.loglike,
+            seed=seed,
+        )
+
+
+def _sample_rows(pur: ft.Purchases, n_pairs: int, seed: int, max_pairs: int) -> tuple[I64, F64]:
+    """Rows of a seeded sample of pairs with inverse-probability weights.
+
+    Pairs with >= 2 purchases and single-purchase pairs are sampled separately (singles are the
+    bulk but carry less information), each stratum to at most ``max_pairs // 2`` pairs.
+    """
+    rng = np.random.default_rng(seed)
+    weight = np.zeros(n_pairs)
+    for stratum in (pur.count >= 2, pur.count == 1):
+        ids = np.flatnonzero(stratum)
+        cap = max(max_pairs // 2, 1)
+        if ids.shape[0] > cap:
+            ids = rng.choice(ids, size=cap, replace=False)
+            weight[ids] = np.count_nonzero(stratum) / cap
+        else:
+            weight[ids] = 1.0
+    rows = np.flatnonzero(weight[pur.pair] > 0)
+    return rows, weight[pur.pair[rows]]
+
+
+def _fit_at(batch: BatchInput, today: int, seed: int, max_fit_pairs: int) -> _Fit:
+    pur = ft.purchases_before(batch, today)
+    stats = ft.row_stats(pur)
+    n_products = len(batch.product_ids)
+    norm, repeat, g_norm, g_repeat = product_norms_from(pur, stats, batch.pair_product, n_products)
+    n_cust = int(batch.pair_customer.max(initial=-1)) + 1
+    nv, span = ft.customer_visits(pur, batch.pair_customer, n_cust)
+    g_cad = ft.pooled_log_cadence(nv, span)
+    lcad = ft.log_cadence_from_counts(nv, span, g_cad)[batch.pair_customer]
+    g_cust_share = float(special.expit(g_repeat))
+
+    rows, weights = _sample_rows(pur, batch.n_pairs, seed, max_fit_pairs)
+    pair = pur.pair[rows]
+    prod = batch.pair_product[pair]
+    x, z, w = ft.design(
+        stats.k[rows],
+        stats.log_gap_cumsum[rows],
+        np.log(np.maximum(pur.units[rows], 1e-9)),
+        stats.mean_log_units_before[rows],
+        norm[prod],
+        repeat[prod],
+        lcad[pair],
+    )
+    gap = stats.next_gap[rows]
+    event = (gap > 0).astype(np.float64)
+    censor = np.where(stats.is_last[rows], pur.censor_ge[pair], 1)
+    log_t = np.where(gap > 0, np.log(np.maximum(gap, 1)), np.log(np.maximum(censor, 1) - 0.5))
+    model = CensoredCureLogNormal(log_t, event, x, z, w, weights=weights)
+    with warnings.catch_warnings():
+        # Tiny or degenerate populations (e.g. no single-purchase pairs) leave some covariates
+        # unidentified and BFGS stops at its tolerance; the best point found is still usable.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = model.fit(
+            start_params=model.start_params_guess(),
+            method="bfgs",
+            maxiter=2000,
+            gtol=1e-5,
+            disp=False,
+            skip_hessian=True,
+        )
+    theta = np.asarray(res.params, dtype=np.float64)
+    kx, kz = x.shape[1], z.shape[1]
+    mu = x @ theta[:kx]
+    sigma = np.exp(w @ theta[kx + kz :])
+    alpha = {
+        "model": _calibrate_alpha(mu, sigma, gap, censor, weights, stats.k[rows] >= 1),
+        "population": _calibrate_alpha(mu, sigma, gap, censor, weights, stats.k[rows] == 0),
+    }
+    return _Fit(theta, float(model.loglike(theta)), int(rows.shape[0]), norm, repeat, g_norm,
+                g_repeat, g_cad, g_cust_share, alpha)  # fmt: skip
+
+
+def _calibrate_alpha(
+    mu: F64,
+    sigma: F64,
+    gap: I64,
+    censor: I64,
+    weights: F64,
+    mask: NDArray[np.bool_],
+    target: float = 0.8,
+) -> float:
+    """Tail level a such that [q_a, q_(1-a)] covers ``target`` of the fitted intervals.
+
+    Counted like the back-test: a closed interval is covered when it lies in the rounded
+    interval; an open one censored beyond q_(1-a) is a miss; other open ones are not
+    determinable and left out. Weighted like the fit.
+    """
+    if not mask.any():
+        return 0.1
+    mu, sigma, gap, censor, wt = mu[mask], sigma[mask], gap[mask], censor[mask], weights[mask]
+    closed = gap > 0
+    best, best_err = 0.1, np.inf
+    for a in np.linspace(0.2, 0.01, 39):
+        lo = np.rint(np.exp(mu + sigma * special.ndtri(a)))
+        hi = np.rint(np.exp(mu + sigma * special.ndtri(1.0 - a)))
+        hit = closed & (gap >= lo) & (gap <= hi)
+        counted = closed | (censor > hi)
+        denom = float(wt[counted].sum())
+        if denom == 0:
+            continue
+        err = abs(float(wt[hit].sum()) / denom - target)
+        if err < best_err:
+            best, best_err = float(a), err
+    return best  # fmt: skip
+
+
+def fit_population(
+    batch: BatchInput,
+    today: date,
+    *,
+    seed: int = 0,
+    max_fit_pairs: int = 200_000,
+    calibration_days: int | None = 28,
+    target_coverage: float = 0.8,
+    recalibrate_activity: bool = False,
+) -> PopulationParams:
+    """Fit population parameters from all pairs' data dated before ``today``.
+
+    Pairs are subsampled (seeded) to ``max_fit_pairs`` for the likelihood fit; norms use all.
+    With ``calibration_days`` a pseudo back-test at ``today - calibration_days`` (all of it
+    before ``today``) calibrates the 80 % interval (module docstring) and, with
+    ``recalibrate_activity``, fits the activity recalibration (off by default: on Ta Feng it did
+    not transfer from the pseudo-origin); None skips both.
+    """
+    t = today.toordinal()
+    fit = _fit_at(batch, t, seed, max_fit_pairs)
+    params = fit.params(batch, t, seed)
+    if not recalibrate_activity or not calibration_days:
+        return params
+    activity, alpha = _pseudo_backtest(
+        batch, t, calibration_days, seed, max_fit_pairs, target_coverage, recalibrate_activity
+    )
+    return replace(params, activity=activity, interval_alpha=alpha)
+
+
+def _pseudo_backtest(
+    batch: BatchInput,
+    today: int,
+    days: int,
+    seed: int,
+    max_fit_pairs: int,
+    target: float,
+    recalibrate_activity: bool,
+) -> tuple[tuple[float, ...], dict[str, float]]:
+    # Imported here: score imports this module for PopulationParams.
+    from app.forecast.score import prepare, quantile_days
+
+    origin = today - days
+    pre = _fit_at(batch, origin, seed, max_fit_pairs).params(batch, origin, seed)
+    prep = prepare(batch, pre, origin)
+    # Truth: first purchase day in [origin, today) of each pair.
+    in_win = (batch.line_day >= origin) & (batch.line_day < today)
+    big = np.iinfo(np.int64).max
+    first = np.full(batch.n_pairs, big)
+    np.minimum.at(first, batch.line_pair[in_win], batch.line_day[in_win])
+    truth = np.where(first < big, first, -1)
+
+    activity: tuple[float, ...] = ()
+    if recalibrate_activity:
+        activity = _fit_activity(prep, truth, days, seed, max_fit_pairs)
+    alpha: dict[str, float] = {}
+    # Lower tail levels to try, widest last; coverage grows as the level falls.
+    grid = np.linspace(0.2, 0.01, 39)
+    for name, mask in (("model", prep.n_purchases >= 2), ("population", prep.n_purchases == 1)):
+        covs = []
+        for a in grid:
+            q_lo, q_hi = quantile_days(prep, mask, (float(a), 1.0 - float(a)))
+            covs.append(interval_coverage(q_lo, q_hi, truth[mask], today)[0])
+        cov = np.asarray(covs)
+        ok = np.isfinite(cov)
+        alpha[name] = float(grid[ok][np.argmin(np.abs(cov[ok] - target))]) if ok.any() else 0.1
+    return activity, alpha
+
+
+def _fit_activity(
+    prep: Any, truth: I64, days: int, seed: int, max_fit_pairs: int
+) -> tuple[float, ...]:
+    from app.forecast.score import model_activity
+
+    p_model, q = model_activity(prep, days)
+    rows = np.flatnonzero(prep.n_purchases > 0)
+    if rows.shape[0] > max_fit_pairs:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_fit_pairs, replace=False))
+    v = prep.activity_x[rows]
+    v[:, 1] = special.logit(np.clip(p_model[rows], 1e-12, 1 - 1e-12))
+    recal = ActivityRecalibration((truth[rows] >= 0).astype(np.float64), q[rows], v)
+    start = np.zeros(v.shape[1])
+    start[1] = 1.0
+    res = recal.fit(start_params=start, method="bfgs", maxiter=2000, disp=False, skip_hessian=True)
+    return tuple(float(a) for a in res.params)

@@ -1,0 +1,58 @@
+"""The prompt date and its one-sentence explanation.
+
+The prompt reads the predictive distribution, not the median: with lead time L and target
+stock-out risk r, prompt_on = quantile_r(run-out date) - L, so that in (1 - r) of cases the
+reorder can arrive before run-out. It is then clamped so that the days since the last purchase
+lie within [min_interval_days, max_interval_days], and never before ``today``. No prompt (-1 /
+None) when P(still active) is below the product's ``min_active_probability``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+
+from app.forecast.features import F64, I64
+from app.forecast.types import Explanation
+
+NO_PROMPT = -1
+
+
+def prompt_days(
+    runout_risk_day: I64,
+    last_day: I64,
+    today: int,
+    lead_time_days: I64,
+    min_interval_days: I64,
+    max_interval_days: I64,
+    p_active: F64,
+    min_active_probability: F64,
+) -> I64:
+    """Vectorised prompt day ordinals; ``NO_PROMPT`` where the pair looks stopped."""
+    day = runout_risk_day - lead_time_days
+    day = np.clip(day, last_day + min_interval_days, last_day + max_interval_days)
+    day = np.maximum(day, today)
+    return np.where(p_active >= min_active_probability, day, NO_PROMPT).astype(np.int64)
+
+
+def _day_month(d: date) -> str:
+    return f"{d.day} {d.strftime('%b')}"
+
+
+def explain(v: Explanation) -> str:
+    """English sentence, e.g. "7 purchases, about 1 unit every 24 days; 90 % chance of running
+    out after 3 Dec; delivery takes 3 days"."""
+    units = f"{v.units_per_purchase:.3g}"
+    unit_word = "unit" if units == "1" else "units"
+    if v.method == "population":
+        head = f"1 purchase so far, so typical for this product: {units} {unit_word} lasts about "
+        head += f"{v.interval_days:.0f} days"
+    else:
+        head = f"{v.n_purchases} purchases, about {units} {unit_word} every "
+        head += f"{v.interval_days:.0f} days"
+    chance = round(100 * (1 - v.runout_quantile))
+    return (
+        f"{head}; {chance} % chance of running out after {_day_month(v.runout_on)}; "
+        f"delivery takes {v.lead_time_days} days"
+    )
