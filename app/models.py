@@ -10,7 +10,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint, text
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -103,6 +103,15 @@ class Product(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"  # "order" is a reserved word in SQL
+    __table_args__ = (
+        # Partial: most orders fulfil no reorder, and a full index would cost every bulk sync.
+        Index(
+            "ix_orders_reorder_id",
+            "reorder_id",
+            sqlite_where=text("reorder_id IS NOT NULL"),
+            postgresql_where=text("reorder_id IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     external_id: str = Field(max_length=EXTERNAL_ID_MAX, unique=True)
@@ -115,7 +124,7 @@ class Order(SQLModel, table=True):
     # The backend's own version stamp: an older one never overwrites a newer one.
     source_updated_at: datetime = _utc()
     # Our reorder that this order fulfils, as the backend echoes it back.
-    reorder_id: int | None = Field(default=None, index=True)
+    reorder_id: int | None = None
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
 
@@ -129,7 +138,7 @@ class OrderLine(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="orders.id", ondelete="CASCADE")
-    product_id: int = Field(foreign_key="product.id", index=True)
+    product_id: int = Field(foreign_key="product.id")
     quantity: int
 
 
@@ -142,9 +151,7 @@ class Plan(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id")
     product_id: int = Field(foreign_key="product.id", index=True)
-    status: PlanStatus = Field(
-        default=PlanStatus.ACTIVE, sa_type=_enum(PlanStatus, "plan_status"), index=True
-    )
+    status: PlanStatus = Field(default=PlanStatus.ACTIVE, sa_type=_enum(PlanStatus, "plan_status"))
     # The customer's or ops' fixed interval, overriding the estimate when set.
     preferred_interval_days: int | None = None
     # Consumption history summary: distinct purchase days and units of placed orders.
@@ -159,7 +166,7 @@ class Plan(SQLModel, table=True):
     q10_on: date | None = None
     q90_on: date | None = None
     p_active: float | None = None
-    prompt_on: date | None = Field(default=None, index=True)
+    prompt_on: date | None = None
     forecast_method: str | None = Field(default=None, max_length=40)
     n_intervals: int | None = None
     explanation: str | None = Field(default=None, max_length=500)

@@ -114,10 +114,6 @@ class LineSchema(Schema):
         required=True, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY)
     )
 
-    @post_load
-    def _make(self, data: dict[str, Any], **_kw: Any) -> LineIn:
-        return LineIn(**data)
-
 
 class OrderSchema(Schema):
     customer_external_id = fields.String(required=True, validate=check_external_id)
@@ -138,8 +134,9 @@ class OrderSchema(Schema):
         validate=validate.Range(min=1, max=MAX_DB_INT),
         metadata={"description": "the Kaidoki reorder this order fulfils, if any"},
     )
-    lines = fields.List(
-        fields.Nested(LineSchema),
+    lines = fields.Nested(
+        LineSchema,
+        many=True,
         required=True,
         validate=validate.Length(min=1, max=MAX_LINES_PER_ORDER),
     )
@@ -160,7 +157,7 @@ def order_in(external_id: str, data: dict[str, Any]) -> OrderIn:
         status=OrderStatus(data["status"]),
         delivered_at=data["delivered_at"].astimezone(UTC) if data["delivered_at"] else None,
         reorder_id=data["reorder_id"],
-        lines=tuple(data["lines"]),
+        lines=tuple(LineIn(**line) for line in data["lines"]),
     )
 
 

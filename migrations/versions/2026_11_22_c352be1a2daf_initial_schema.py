@@ -1,8 +1,8 @@
 """Initial schema: customers, products, orders and lines, plans, API clients, audit log.
 
-Revision ID: 27ed0b4a3b7d
+Revision ID: c352be1a2daf
 Revises:
-Create Date: 2026-11-22 13:19:36.581661
+Create Date: 2026-11-22 13:28:34.499912
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import app.db
 
-revision: str = "27ed0b4a3b7d"
+revision: str = "c352be1a2daf"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -142,7 +142,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_orders_customer_id"), ["customer_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_orders_reorder_id"), ["reorder_id"], unique=False)
+        batch_op.create_index(
+            "ix_orders_reorder_id",
+            ["reorder_id"],
+            unique=False,
+            sqlite_where=sa.text("reorder_id IS NOT NULL"),
+            postgresql_where=sa.text("reorder_id IS NOT NULL"),
+        )
 
     op.create_table(
         "plan",
@@ -184,8 +190,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("plan", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_plan_product_id"), ["product_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_plan_prompt_on"), ["prompt_on"], unique=False)
-        batch_op.create_index(batch_op.f("ix_plan_status"), ["status"], unique=False)
 
     op.create_table(
         "order_line",
@@ -202,23 +206,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("order_id", "product_id", name="uq_order_line_order_product"),
     )
-    with op.batch_alter_table("order_line", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_order_line_product_id"), ["product_id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("order_line", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_order_line_product_id"))
-
     op.drop_table("order_line")
     with op.batch_alter_table("plan", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_plan_status"))
-        batch_op.drop_index(batch_op.f("ix_plan_prompt_on"))
         batch_op.drop_index(batch_op.f("ix_plan_product_id"))
 
     op.drop_table("plan")
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_orders_reorder_id"))
+        batch_op.drop_index(
+            "ix_orders_reorder_id",
+            sqlite_where=sa.text("reorder_id IS NOT NULL"),
+            postgresql_where=sa.text("reorder_id IS NOT NULL"),
+        )
         batch_op.drop_index(batch_op.f("ix_orders_customer_id"))
 
     op.drop_table("orders")
