@@ -7,13 +7,14 @@ web worker and the scheduler can share one file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import ColumnElement, DateTime, Engine, Table, create_engine, event
+from sqlalchemy import JSON, ColumnElement, DateTime, Engine, Table, create_engine, event
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -148,6 +149,10 @@ def pk(model: Any) -> ColumnElement[int]:
     return cast("ColumnElement[int]", model.id)
 
 
+def _dump_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def table_of(model: Any) -> Table:
     """The Core table of a table model, for bulk statements that skip the ORM's bookkeeping."""
     table: Table = model.__table__
@@ -157,7 +162,6 @@ def table_of(model: Any) -> Table:
 def insert_many(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
     """``INSERT`` many rows with one DBAPI ``executemany``; every row has the same keys.
 
-    Not for JSON columns (PostgreSQL needs the casts SQLAlchemy's compiler adds).
 
     SQLAlchemy's own executemany builds a parameter dictionary per row, which costs more than
     the insert itself when syncing hundreds of thousands of order lines. Here each column's
@@ -200,7 +204,14 @@ def _executemany(
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+    json_mark = mark if dialect.name == "sqlite" else f"CAST({mark} AS JSON)"
+    is_json = [isinstance(table.c[name].type, JSON) for name in columns]
+    marks = [json_mark if j else mark for j in is_json]
+    # JSON is serialised here on every backend; other types use their own bind processors.
+    processors = [
+        _dump_json if j else table.c[name].type.bind_processor(dialect)
+        for name, j in zip(columns, is_json, strict=True)
+    ]
     params = [
         tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
         for row in values
@@ -208,8 +219,10 @@ def _executemany(
     sql = template.format(
         table=quote(table.name),
         names=", ".join(quote(c) for c in columns),
-        marks=", ".join([mark] * len(columns)),
-        assignments=", ".join(f"{quote(c)} = {mark}" for c in columns[:n_set]),
+        marks=", ".join(marks),
+        assignments=", ".join(
+            f"{quote(c)} = {m}" for c, m in zip(columns[:n_set], marks, strict=False)
+        ),
         mark=mark,
     )
     conn.exec_driver_sql(sql, params)  # a list of tuples: executemany

@@ -170,6 +170,11 @@ class Plan(SQLModel, table=True):
     forecast_method: str | None = Field(default=None, max_length=40)
     n_intervals: int | None = None
     explanation: str | None = Field(default=None, max_length=500)
+    # The numbers behind the explanation, so that emails can say it in the customer's language.
+    explanation_data: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
+    p_within_horizon: float | None = None
     model_version: str | None = Field(default=None, max_length=40)
     forecast_at: datetime | None = _utc(nullable=True)
     created_at: datetime = _utc()
@@ -222,3 +227,17 @@ class AuditLog(SQLModel, table=True):
     entity_id: str = Field(max_length=EXTERNAL_ID_MAX)
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class ForecastModel(SQLModel, table=True):
+    """Fitted population parameters; the newest row is the one in use."""
+
+    __tablename__ = "forecast_model"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_version: str = Field(max_length=40)
+    # The fit used only purchases dated before this day.
+    trained_until_on: date
+    n_pairs: int
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    fitted_at: datetime = _utc(index=True)

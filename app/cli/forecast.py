@@ -61,3 +61,31 @@ def backtest_command(
     click.echo(format_table(report))
     if json_out:
         Path(json_out).write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))
+
+
+@forecast_cli.command("refit")
+@click.option(
+    "--today",
+    callback=lambda ctx, param, value: None if value is None else _parse_day(ctx, param, value),
+    help="Fit on purchases before this day (YYYY-MM-DD; default: today in the default zone).",
+)
+def refit_command(today: date | None) -> None:
+    """Re-fit the population parameters from all history and re-score every plan."""
+    from zoneinfo import ZoneInfo
+
+    from app.config import current_settings
+    from app.db import get_session, utcnow
+    from app.services.forecasting import refit
+
+    now = utcnow()
+    day = today or now.astimezone(ZoneInfo(current_settings().default_timezone)).date()
+    session = get_session()
+    try:
+        result = refit(session, day, now)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    session.commit()
+    click.echo(
+        f"model {result.model_id} fitted on {result.n_pairs} pairs; "
+        f"{result.n_plans_written} plans rescored"
+    )

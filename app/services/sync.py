@@ -27,6 +27,7 @@ from app.db import bulk_update_by_id, insert_many, pk, table_of
 from app.metrics import ORDERS_SYNCED
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
 from app.services.audit import record, record_many
+from app.services.forecasting import reestimate
 from app.services.plans import customer_zones, refresh_plans
 from app.services.types import Actor, CustomerIn, OrderIn, ProductIn
 
@@ -258,6 +259,8 @@ def _sync_orders_once(
             )
     record_many(session, audit_rows)
     refresh_plans(session, touched_pairs, now)
+    today = now.astimezone(ZoneInfo(default_timezone)).date()
+    reestimate(session, touched_pairs, today, now)
     for outcome in outcomes:
         ORDERS_SYNCED.labels(result=outcome.result.value).inc()
     return outcomes

@@ -1,0 +1,110 @@
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlmodel import col
+
+from app.db import get_session
+from app.models import Customer, ForecastModel, Plan, PlanStatus, Product
+from app.services import demo, forecasting
+from tests.factories import order_body
+
+TODAY = date(2026, 11, 1)
+NOW = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def shop(app):
+    """A small demo shop with a fitted model."""
+    with app.app_context():
+        session = get_session()
+        demo.load_demo(session, TODAY, NOW, n_customers=20)
+        forecasting.refit(session, TODAY, NOW)
+        session.commit()
+    return app
+
+
+def _plan(session, customer_id=None):
+    query = session.query(Plan).filter(col(Plan.n_purchases) >= 3)
+    if customer_id is not None:
+        query = query.filter(col(Plan.customer_id) == customer_id)
+    return query.order_by(col(Plan.id)).first()
+
+
+def test_refit_stores_a_model_and_forecasts_every_plan(shop):
+    with shop.app_context():
+        session = get_session()
+        [model] = session.query(ForecastModel).all()
+        assert model.trained_until_on == TODAY
+        plans = session.query(Plan).all()
+        assert all(p.forecast_at == NOW and p.model_version == model.model_version for p in plans)
+        plan = _plan(session)
+        assert plan.q10_on <= plan.median_on <= plan.q90_on
+        assert plan.median_on > plan.last_ordered_on
+        assert plan.prompt_on >= TODAY
+        assert f"{plan.n_purchases} purchases" in plan.explanation
+        assert plan.explanation_data["n_purchases"] == plan.n_purchases
+
+
+def test_refit_on_an_empty_shop_fails_clearly(app, runner):
+    result = runner.invoke(args=["forecast", "refit"])
+    assert result.exit_code != 0
+    assert "no purchases" in result.output
+
+
+def test_synced_order_re_estimates_its_plan_from_the_stored_model(shop, client, auth):
+    with shop.app_context():
+        session = get_session()
+        plan = _plan(session)
+        customer = plan.customer_id
+        before = (plan.last_ordered_on, plan.median_on, plan.forecast_at)
+        product_ext = session.get_one(Product, plan.product_id).external_id
+        customer_ext = session.get_one(Customer, customer).external_id
+    ordered = datetime.now(UTC) - timedelta(hours=1)
+    body = order_body(
+        customer_external_id=customer_ext,
+        ordered_at=ordered.isoformat(),
+        updated_at=ordered.isoformat(),
+        lines=[{"product_external_id": product_ext, "quantity": 1}],
+    )
+    assert client.put("/api/v1/orders/new-order", json=body, headers=auth).status_code == 201
+    with shop.app_context():
+        after = _plan(get_session(), customer)
+        assert after.last_ordered_on > before[0]
+        assert after.median_on > before[1]
+        assert after.forecast_at > before[2]
+
+
+def test_before_any_refit_synced_plans_have_no_forecast(app, client, auth):
+    client.put("/api/v1/orders/o-1", json=order_body(), headers=auth)
+    with app.app_context():
+        [plan] = get_session().query(Plan).all()
+        assert plan.median_on is None
+        assert plan.prompt_on is None
+
+
+def test_paused_plan_gets_a_forecast_but_no_prompt(shop):
+    with shop.app_context():
+        session = get_session()
+        plan = _plan(session)
+        plan.status = PlanStatus.PAUSED
+        session.commit()
+        forecasting.refit(session, TODAY, NOW)
+        session.commit()
+        session.refresh(plan)
+        assert plan.median_on is not None
+        assert plan.prompt_on is None
+
+
+def test_preferred_interval_sets_the_prompt_and_says_so(shop):
+    with shop.app_context():
+        session = get_session()
+        plan = _plan(session)
+        plan.preferred_interval_days = 60
+        session.commit()
+        forecasting.refit(session, TODAY, NOW)
+        session.commit()
+        session.refresh(plan)
+        lead = plan.explanation_data["lead_time_days"]
+        expected = plan.last_ordered_on + timedelta(days=60 - lead)
+        assert plan.prompt_on == max(expected, TODAY)
+        assert "fixed interval of 60 days" in plan.explanation
