@@ -226,3 +226,21 @@ def _executemany(
         mark=mark,
     )
     conn.exec_driver_sql(sql, params)  # a list of tuples: executemany
+
+
+def fetch_raw(session: Session, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on the session's connection and return the driver's plain tuples.
+
+    For reads of millions of rows (the refit): SQLAlchemy's Row objects cost more than the
+    query itself there. ``sql`` uses the driver's placeholder (``placeholder(session)``).
+    """
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def placeholder(session: Session) -> str:
+    return "?" if session.connection().dialect.paramstyle == "qmark" else "%s"

@@ -26,10 +26,14 @@ def require_api_key() -> None:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    session = get_session()
     try:
-        g.api_client = authenticate(get_session(), key.strip(), utcnow())
+        g.api_client = authenticate(session, key.strip(), utcnow())
     except InvalidApiKey as exc:
         _unauthorized(str(exc))
+    # End the authentication's transaction now: on SQLite every transaction holds the write
+    # lock (BEGIN IMMEDIATE), and parsing a large body must not keep other workers waiting.
+    session.commit()
 
 
 def _unauthorized(message: str) -> None:

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import bulk_update_by_id, pk, table_of
+from app.db import bulk_update_by_id, fetch_raw, pk, placeholder
 from app.forecast import (
     BatchForecast,
     BatchInput,
@@ -30,7 +30,10 @@ from app.forecast import (
     score_batch,
 )
 from app.forecast.features import empty_answers
-from app.models import ForecastModel, Order, OrderLine, OrderStatus, Plan, PlanStatus, Product
+from app.forecast.prompt import NO_PROMPT, explain
+from app.forecast.score import METHOD_MODEL
+from app.forecast.types import Explanation, Method
+from app.models import ForecastModel, Plan, PlanStatus, Product
 from app.services.plans import CHUNK, Pair
 
 logger = logging.getLogger(__name__)
@@ -58,78 +61,74 @@ class RefitResult:
 
 
 def load_history(session: Session, customer_ids: Iterable[int] | None = None) -> History:
-    """Placed purchases per (customer, product, local day), all customers or only some.
+    """Placed order lines as (customer, product, local day, units), all customers or some.
+
+    Lines of a pair on the same day are summed by the forecaster itself (no GROUP BY here:
+    sorting millions of rows in the database cost more than the whole fit).
 
     Every pair of a loaded customer is included: the forecaster reads the customer's visits
-    across products (cadence, recency).
+    across products (cadence, recency). Rows come straight from the driver as integers (the
+    day as its ordinal, computed by the database): a refit reads millions of them.
     """
-    orders, lines = table_of(Order), table_of(OrderLine)
-    query = (
-        select(
-            orders.c.customer_id,
-            lines.c.product_id,
-            orders.c.ordered_on,
-            func.sum(lines.c.quantity),
-        )
-        .join(orders, orders.c.id == lines.c.order_id)
-        .where(orders.c.status == OrderStatus.PLACED.value)
-        .group_by(orders.c.customer_id, lines.c.product_id, orders.c.ordered_on)
+    mark = placeholder(session)
+    if session.connection().dialect.name == "postgresql":
+        ordinal = "(o.ordered_on - DATE '0001-01-01' + 1)"
+    else:
+        ordinal = "CAST(julianday(o.ordered_on) - 1721424.5 AS INTEGER)"
+    # Fixed fragments and placeholders only; no input reaches the text.
+    sql = (
+        f"SELECT o.customer_id, l.product_id, {ordinal}, l.quantity"  # noqa: S608
+        " FROM order_line l JOIN orders o ON o.id = l.order_id"
+        " WHERE o.status = 'placed'{where}"
     )
-    rows: list[Any]
+    rows: list[tuple[int, int, int, int]] = []
     if customer_ids is None:
-        rows = list(session.execute(query).all())
+        rows.extend(fetch_raw(session, sql.format(where="")))
     else:
         wanted = sorted(set(customer_ids))
-        rows = []
         for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start : start + CHUNK]
-            rows.extend(session.execute(query.where(orders.c.customer_id.in_(chunk))).all())
+            chunk = tuple(wanted[start : start + CHUNK])
+            where = f" AND o.customer_id IN ({', '.join([mark] * len(chunk))})"
+            rows.extend(fetch_raw(session, sql.format(where=where), chunk))
     return _history_from_rows(rows)
 
 
-def _history_from_rows(rows: list[Any]) -> History:
-    n = len(rows)
-    customer = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-    product = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
-    day = np.fromiter((_ordinal(r[2]) for r in rows), dtype=np.int64, count=n)
-    quantity = np.fromiter((r[3] for r in rows), dtype=np.float64, count=n)
-    products, product_code = np.unique(product, return_inverse=True)
+def _history_from_rows(rows: list[tuple[int, int, int, int]]) -> History:
+    table = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    customer, product, day, quantity = table.T
+    products = np.unique(product)
     pair_keys, pair_code = np.unique(np.stack([customer, product]), axis=1, return_inverse=True)
     _, customer_code = np.unique(pair_keys[0], return_inverse=True)
-    pair_product = np.searchsorted(products, pair_keys[1])
     a_pair, a_day, a_kind, a_snooze = empty_answers()
     batch = BatchInput(
-        pair_product=pair_product.astype(np.int64),
+        pair_product=np.searchsorted(products, pair_keys[1]).astype(np.int64),
         pair_customer=customer_code.astype(np.int64),
         product_ids=tuple(str(p) for p in products),
         line_pair=pair_code.reshape(-1).astype(np.int64),
-        line_day=day,
-        line_qty=quantity,
+        line_day=np.ascontiguousarray(day),
+        line_qty=quantity.astype(np.float64),
         answer_pair=a_pair,
         answer_day=a_day,
         answer_kind=a_kind,
         answer_snooze_days=a_snooze,
     )
-    del product_code
     return History(batch, pair_keys[0], pair_keys[1])
 
 
-def _ordinal(value: date | str) -> int:
-    # SQLite returns dates from a GROUP BY as text.
-    return (value if isinstance(value, date) else date.fromisoformat(value)).toordinal()
-
-
-def product_settings(session: Session) -> dict[str, ProductSettings]:
-    """The forecaster's view of every product's ops settings, keyed by product id."""
+def product_settings(session: Session, product_ids: Iterable[str]) -> dict[str, ProductSettings]:
+    """The forecaster's view of these products' ops settings, keyed by product id."""
+    wanted = sorted({int(p) for p in product_ids})
     settings: dict[str, ProductSettings] = {}
-    for product in session.scalars(select(Product)):
-        settings[str(product.id)] = ProductSettings(
-            default_interval_days=product.default_interval_days,
-            min_interval_days=product.min_interval_days,
-            max_interval_days=product.max_interval_days,
-            lead_time_days=product.lead_time_days,
-            target_stockout_risk=product.target_stockout_risk,
-        )
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        for product in session.scalars(select(Product).where(pk(Product).in_(chunk))):
+            settings[str(product.id)] = ProductSettings(
+                default_interval_days=product.default_interval_days,
+                min_interval_days=product.min_interval_days,
+                max_interval_days=product.max_interval_days,
+                lead_time_days=product.lead_time_days,
+                target_stockout_risk=product.target_stockout_risk,
+            )
     return settings
 
 
@@ -192,16 +191,11 @@ def _score_and_store(
     plans = _plans_by_pair(session, history, only)
     if not plans:
         return 0
-    forecasts = score_batch(
-        history.batch, params, today, HORIZON_DAYS, settings=product_settings(session)
-    )
-    rows = []
-    for index, (plan_id, status, preferred) in plans.items():
-        rows.append(
-            {"id": plan_id, **_plan_forecast(forecasts, index, status, preferred, today)}
-            | {"model_version": params.model_version, "forecast_at": now, "updated_at": now}
-        )
-    bulk_update_by_id(session, Plan, rows)
+    settings = product_settings(session, history.batch.product_ids)
+    forecasts = score_batch(history.batch, params, today, HORIZON_DAYS, settings=settings)
+    stamp = {"model_version": params.model_version, "forecast_at": now, "updated_at": now}
+    rows = _forecast_rows(forecasts, plans, today)
+    bulk_update_by_id(session, Plan, [row | stamp for row in rows])
     return len(rows)
 
 
@@ -215,57 +209,108 @@ def _plans_by_pair(
             zip(history.pair_customer_ids, history.pair_product_ids, strict=True)
         )
     }
-    customer_ids = sorted({c for c, _ in index} if only is None else {c for c, _ in only})
+    sql = "SELECT id, customer_id, product_id, status, preferred_interval_days FROM plan"
     found: dict[int, tuple[int, PlanStatus, int | None]] = {}
-    for start in range(0, len(customer_ids), CHUNK):
-        chunk = customer_ids[start : start + CHUNK]
-        for plan_id, customer_id, product_id, status, preferred in session.execute(
-            select(
-                pk(Plan),
-                col(Plan.customer_id),
-                col(Plan.product_id),
-                col(Plan.status),
-                col(Plan.preferred_interval_days),
-            ).where(col(Plan.customer_id).in_(chunk))
-        ):
-            pair = (customer_id, product_id)
-            if pair in index and (only is None or pair in only):
-                found[index[pair]] = (plan_id, status, preferred)
+    rows: list[tuple[Any, ...]] = []
+    if only is None:
+        rows = fetch_raw(session, sql)
+    else:
+        mark = placeholder(session)
+        customers = sorted({c for c, _ in only})
+        for start in range(0, len(customers), CHUNK):
+            chunk = tuple(customers[start : start + CHUNK])
+            where = f" WHERE customer_id IN ({', '.join([mark] * len(chunk))})"
+            rows.extend(fetch_raw(session, sql + where, chunk))
+    for plan_id, customer_id, product_id, status, preferred in rows:
+        pair = (customer_id, product_id)
+        if pair in index and (only is None or pair in only):
+            found[index[pair]] = (plan_id, PlanStatus(status), preferred)
     return found
 
 
-def _plan_forecast(
-    forecasts: BatchForecast, i: int, status: PlanStatus, preferred: int | None, today: date
-) -> dict[str, Any]:
-    forecast = forecasts.forecast(i)
-    prompt_on = forecast.prompt_on
-    explanation = forecast.explanation
-    if preferred is not None:
-        # A fixed interval (set by the customer or ops) replaces the estimated prompt date.
-        lead = forecast.explanation_values.lead_time_days
-        fixed = date.fromordinal(forecast.last_purchased_on.toordinal() + preferred - lead)
-        prompt_on = max(fixed, today)
-        explanation = f"fixed interval of {preferred} days; delivery takes {lead} days"
-    if status is not PlanStatus.ACTIVE:
-        prompt_on = None
-    values = asdict(forecast.explanation_values)
-    values["runout_on"] = values["runout_on"].isoformat()
-    values = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()
-    }
-    return {
-        "rate_per_day": _finite(forecast.rate_units_per_day),
-        "median_on": forecast.median_on,
-        "q10_on": forecast.q10_on,
-        "q90_on": forecast.q90_on,
-        "p_active": _finite(forecast.p_active),
-        "p_within_horizon": _finite(forecast.p_within_horizon),
-        "prompt_on": prompt_on,
-        "forecast_method": forecast.method,
-        "n_intervals": forecast.n_intervals,
-        "explanation": explanation[:500],
-        "explanation_data": values | {"preferred_interval_days": preferred},
-    }
+def _forecast_rows(
+    forecasts: BatchForecast,
+    plans: dict[int, tuple[int, PlanStatus, int | None]],
+    today: date,
+) -> list[dict[str, Any]]:
+    """The forecast columns of each plan (pair index -> plan), built from the score arrays.
+
+    This runs for every plan at a refit, so it avoids building a ``Forecast`` per row; the
+    explanation goes through the forecaster's own ``Explanation`` and ``explain``.
+    """
+    days: dict[int, date] = {}
+
+    def day(ordinal: int) -> date:
+        found = days.get(ordinal)
+        if found is None:
+            found = days[ordinal] = date.fromordinal(ordinal)
+        return found
+
+    f = forecasts
+    index = np.fromiter(plans, dtype=np.int64, count=len(plans))
+    # Plain Python lists: indexing numpy arrays one element at a time is the slow part here.
+    columns = zip(
+        *(
+            a[index].tolist()
+            for a in (
+                f.n_purchases, f.rate, f.last_units, f.method, f.risk, f.risk_day, f.lead_time,
+                f.prompt_day, f.last_day, f.median_day, f.q10_day, f.q90_day, f.p_active,
+                f.p_within,
+            )
+        ),
+        strict=True,
+    )  # fmt: skip
+    rows = []
+    for (plan_id, status, preferred), (
+        n, rate, units, method_code, risk, risk_day, lead, prompt, last, median, q10, q90,
+        p_active, p_within,
+    ) in zip(plans.values(), columns, strict=True):  # fmt: skip
+        if n == 0:
+            continue
+        method: Method = "model" if method_code == METHOD_MODEL else "population"
+        values = Explanation(
+            n_purchases=n,
+            units_per_purchase=units,
+            interval_days=units / rate if rate > 0 else float("nan"),
+            runout_quantile=risk,
+            runout_on=day(risk_day),
+            lead_time_days=lead,
+            method=method,
+        )
+        prompt_on = None if prompt == NO_PROMPT else day(prompt)
+        explanation = explain(values)
+        if preferred is not None:
+            # A fixed interval (set by the customer or ops) replaces the estimated prompt date.
+            prompt_on = max(day(last + preferred - lead), today)
+            explanation = f"fixed interval of {preferred} days; delivery takes {lead} days"
+        if status is not PlanStatus.ACTIVE:
+            prompt_on = None
+        rows.append(
+            {
+                "id": plan_id,
+                "rate_per_day": _finite(rate),
+                "median_on": day(median),
+                "q10_on": day(q10),
+                "q90_on": day(q90),
+                "p_active": _finite(p_active),
+                "p_within_horizon": _finite(p_within),
+                "prompt_on": prompt_on,
+                "forecast_method": method,
+                "n_intervals": n - 1,
+                "explanation": explanation[:500],
+                "explanation_data": {
+                    "n_purchases": n,
+                    "units_per_purchase": _finite(units),
+                    "interval_days": _finite(values.interval_days),
+                    "runout_quantile": values.runout_quantile,
+                    "runout_on": values.runout_on.isoformat(),
+                    "lead_time_days": values.lead_time_days,
+                    "method": method,
+                    "preferred_interval_days": preferred,
+                },
+            }
+        )
+    return rows
 
 
 def _finite(value: float) -> float | None:
