@@ -40,7 +40,10 @@ def predict_command(orders: str, as_of: date, horizon: int, lead_days: int, out:
     """Write one forecast row per pair with a purchase before --as-of."""
     from app.forecast.predict import predict_frame
 
-    frame = predict_frame(orders, as_of, horizon, lead_days)
+    try:
+        frame = predict_frame(orders, as_of, horizon, lead_days)
+    except ValueError as exc:  # unreadable or non-canonical order file
+        raise click.ClickException(str(exc)) from exc
     frame.to_csv(out, index=False)
     click.echo(f"{len(frame)} pairs -> {out}")
 
@@ -57,7 +60,10 @@ def backtest_command(
     """Run FORECAST_EVAL.md's protocol for the candidate and every baseline."""
     from app.forecast.evaluate import format_table, json_safe, run_backtest
 
-    report = run_backtest(orders, origin, horizon, lead_days)
+    try:
+        report = run_backtest(orders, origin, horizon, lead_days)
+    except ValueError as exc:  # unreadable or non-canonical order file
+        raise click.ClickException(str(exc)) from exc
     click.echo(format_table(report))
     if json_out:
         Path(json_out).write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))

@@ -89,7 +89,7 @@ def run_backtest(
     timings: dict[str, float] = {}
 
     def candidate() -> bl.Predictions:
-        params = fit_population(batch, origin, seed=SEED)
+        params = fit_population(batch, origin, seed=SEED, calibration_days=horizon)
         f = score_batch(batch, params, origin, horizon, default_settings=settings)
         return bl.Predictions(f.p_within, f.median_day, f.q10_day, f.q90_day, f.prompt_day)
 

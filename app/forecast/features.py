@@ -46,8 +46,10 @@ X_NAMES = (
 Z_NAMES = ("const", "product_repeat", "log_n", "log_cadence", "pair_dev", "product_norm")
 W_NAMES = ("const", "log_n")
 V_NAMES = (
-    "const", "logit_p_model", "cold", "log_n", "customer_repeat", "log_customer_recency",
-    "log_visits_since", "log_customer_visits",
+    "const", "logit_p_timing", "log_n", "customer_repeat", "log_customer_recency",
+    "log_visits_since", "log_customer_visits", "log_visits_28d", "log_visits_56d",
+    "elapsed_vs_mean", "log_pair_frequency", "product_repeat", "elapsed_vs_norm",
+    "log_pair_28d", "log_pair_56d", "pair_visit_share", "log_cadence", "recency_vs_cadence",
 )  # fmt: skip
 
 
@@ -281,20 +283,62 @@ def visits_since(
     return (hi - after).astype(np.int64), recency.astype(np.int64), n_vis.astype(np.int64)
 
 
-def activity_design(
-    logit_p_model: F64,
-    n_purchases: I64,
-    customer_repeat: F64,
-    recency: I64,
-    since: I64,
-    n_visits: I64,
-) -> F64:
-    """Covariates (``V_NAMES``) of the activity recalibration at the scoring date."""
-    n = np.maximum(n_purchases, 1).astype(np.float64)
+def recent_counts(
+    pur: Purchases, pair_customer: I64, today: int, windows: tuple[int, ...]
+) -> list[tuple[I64, I64]]:
+    """Per window of ``days``: per pair, the customer's visit days (any product) and the pair's
+    purchase days in [today - days, today)."""
+    cust = pair_customer[pur.pair]
+    base = int(pur.day.min(initial=today)) - max(windows, default=0) - 1
+    key = np.unique((cust << _DAY_BITS) | (pur.day - base))
+    pc = pair_customer
+    hi = np.searchsorted(key, (pc << _DAY_BITS) | (today - base), side="left")
+    out = []
+    for days in windows:
+        lo = np.searchsorted(key, (pc << _DAY_BITS) | (today - days - base), side="left")
+        recent = pur.day >= today - days
+        pair_n = np.bincount(pur.pair[recent], minlength=pair_customer.shape[0])
+        out.append(((hi - lo).astype(np.int64), pair_n.astype(np.int64)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class WhetherInputs:
+    """Per pair, what is known at the scoring date for the whether-layer (``V_NAMES``)."""
+
+    n_purchases: I64
+    elapsed: I64  # days since the pair's last purchase
+    first_age: I64  # days since the pair's first purchase
+    customer_repeat: F64  # logit
+    recency: I64  # days since the customer's last visit (any product)
+    since: I64  # customer visit days after the pair's last purchase
+    n_visits: I64  # customer visit days
+    visits_28: I64
+    visits_56: I64
+    pair_28: I64
+    pair_56: I64
+    product_repeat: F64  # logit
+    product_norm: F64  # mean log interval of the product
+    log_cadence: F64  # the customer's shrunk log visit cadence
+
+
+def activity_design(w: WhetherInputs) -> F64:
+    """Covariates (``V_NAMES``) of the whether-layer; column 1 (the timing model's logit
+    P(purchase within H)) is filled in by the scorer, which knows H."""
+    n = np.maximum(w.n_purchases, 1).astype(np.float64)
+    elapsed = w.elapsed.astype(np.float64) + 0.5
+    mean_gap = w.first_age.astype(np.float64) - w.elapsed
+    mean_gap = np.maximum(mean_gap / np.maximum(n - 1.0, 1.0), 1.0)
+    elapsed_vs_mean = np.where(w.n_purchases >= 2, np.log(elapsed / mean_gap), 0.0)
+    log_rec = np.log1p(w.recency)
     return np.column_stack(
         [
-            np.ones_like(n), np.clip(logit_p_model, -30, 30), (n_purchases == 1).astype(float),
-            np.log(n), customer_repeat, np.log1p(recency), np.log1p(since), np.log1p(n_visits),
+            np.ones_like(n), np.zeros_like(n), np.log(n), w.customer_repeat, log_rec,
+            np.log1p(w.since), np.log1p(w.n_visits), np.log1p(w.visits_28),
+            np.log1p(w.visits_56), elapsed_vs_mean, np.log(n / (w.first_age + 7.0)),
+            w.product_repeat, np.log(elapsed) - w.product_norm, np.log1p(w.pair_28),
+            np.log1p(w.pair_56), np.log((n + 0.5) / (w.n_visits + 1.0)), w.log_cadence,
+            log_rec - w.log_cadence,
         ]
     )  # fmt: skip
 

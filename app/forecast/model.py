@@ -42,9 +42,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from app.forecast import features as ft
 from app.forecast.features import F64, I64, BatchInput
-from app.forecast.metrics import interval_coverage
 
-MODEL_VERSION = "lncure-1"
+MODEL_VERSION = "lncure-2"
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
@@ -169,8 +168,9 @@ class PopulationParams:
     purchases followed by another one), both shrunk toward the global values, which are the
     fallback for unseen products. ``interval_alpha`` holds the calibrated tail level a of the
     80 % interval [q_a, q_(1-a)] for the "model" and "population" methods; ``activity`` the
-    coefficients of the activity recalibration (``features.V_NAMES``; empty: the timing
-    model's own P(active)).
+    coefficients of the whether-layer (``features.V_NAMES``, for pairs with history, then for
+    cold starts; empty: the timing model's own P(active)); ``prompt_threshold`` the default
+    minimum P(purchase within 7 days from the prompt day) for sending a prompt.
     """
 
     model_version: str
@@ -185,6 +185,7 @@ class PopulationParams:
     )
     activity: tuple[float, ...] = ()
     global_customer_share: float = 0.1
+    prompt_threshold: float = 0.0
     n_rows: int = 0
     loglike: float = float("nan")
     seed: int = 0
@@ -201,6 +202,7 @@ class PopulationParams:
             "interval_alpha": dict(self.interval_alpha),
             "activity": list(self.activity),
             "global_customer_share": self.global_customer_share,
+            "prompt_threshold": self.prompt_threshold,
             "n_rows": self.n_rows,
             "loglike": self.loglike if np.isfinite(self.loglike) else None,
             "seed": self.seed,
@@ -224,6 +226,7 @@ class PopulationParams:
             interval_alpha={str(k): float(v) for k, v in d["interval_alpha"].items()},
             activity=tuple(float(v) for v in d.get("activity", ())),
             global_customer_share=float(d.get("global_customer_share", 0.1)),
+            prompt_threshold=float(d.get("prompt_threshold", 0.0)),
             n_rows=int(d.get("n_rows", 0)),
             loglike=float("nan") if ll is None else float(ll),
             seed=int(d.get("seed", 0)),
@@ -252,41 +255,40 @@ def product_norms_from(
     return norm, special.logit(share), g_norm, float(special.logit(g_share))
 
 
-class ActivityRecalibration(GenericLikelihoodModel):  # type: ignore[misc]
-    """Second part of the activity model, fitted at a pseudo-origin before ``today``.
+class WhetherLogit(GenericLikelihoodModel):  # type: ignore[misc]
+    """The whether-layer: P(a purchase in the next H days) = expit(V lambda).
 
-    P(purchase in the window) = expit(V lambda) * q, with q the timing model's P(purchase in the
-    window | active, not bought yet); V (``features.V_NAMES``) adds customer-level evidence known
-    at the origin (the customer's recency, visits since the pair's last purchase, repeat habit)
-    to the timing model's own logit P(active). Bernoulli likelihood, analytic score.
+    Fitted at a pseudo-origin before ``today`` (labels: purchases in [today - H, today), all
+    before ``today``); V (``features.V_NAMES``) holds the timing model's logit P(purchase within
+    H) and customer-level activity known at the pseudo-origin. Bernoulli likelihood with
+    analytic score and Hessian.
     """
 
-    def __init__(self, bought: F64, q: F64, v: F64, **kwds: Any) -> None:
-        self.q = np.clip(np.asarray(q, dtype=np.float64), 1e-12, 1.0)
+    def __init__(
+        self, bought: F64, v: F64, names: NDArray[np.bool_] | None = None, **kwds: Any
+    ) -> None:
         super().__init__(endog=np.asarray(bought, dtype=np.float64), exog=v, **kwds)
-        self.exog_names[:] = list(ft.V_NAMES)
+        keep = np.ones(len(ft.V_NAMES), dtype=bool) if names is None else names
+        self.exog_names[:] = [n for n, k in zip(ft.V_NAMES, keep, strict=True) if k]
+        self.k_constant = 1
+        self.df_model = float(v.shape[1] - 1)
+        self.df_resid = float(v.shape[0] - v.shape[1])
 
     def loglikeobs(self, params: F64) -> F64:
         eta = self.exog @ params
-        log_pi = -np.logaddexp(0.0, -eta)
-        p = np.clip(np.exp(log_pi) * self.q, 1e-15, 1 - 1e-15)
         y = self.endog
-        return np.asarray(y * np.log(p) + (1 - y) * np.log1p(-p), dtype=np.float64)
+        return np.asarray(-y * np.logaddexp(0.0, -eta) - (1 - y) * np.logaddexp(0.0, eta))
 
     def score_obs(self, params: F64, **kwds: Any) -> F64:
-        eta = self.exog @ params
-        pi = special.expit(eta)
-        p = np.clip(pi * self.q, 1e-15, 1 - 1e-15)
-        # d/deta of y log(pi q) + (1 - y) log(1 - pi q) = (y - p)(1 - pi) / (1 - p)
-        g = (self.endog - p) * (1.0 - pi) / (1.0 - p)
+        g = self.endog - special.expit(self.exog @ params)
         return np.asarray(self.exog * g[:, None], dtype=np.float64)
 
     def score(self, params: F64) -> F64:
-        return np.asarray(self.score_obs(params).sum(0), dtype=np.float64)
+        return np.asarray(self.exog.T @ (self.endog - special.expit(self.exog @ params)))
 
     def hessian(self, params: F64) -> F64:
-        hess = approx_fprime(np.asarray(params, dtype=np.float64), self.score, centered=True)
-        return np.asarray((hess + hess.T) / 2.0, dtype=np.float64)
+        p = special.expit(self.exog @ params)
+        return np.asarray(-(self.exog.T * (p * (1.0 - p))) @ self.exog, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,79 +439,174 @@ def fit_population(
     max_fit_pairs: int = 200_000,
     calibration_days: int | None = 28,
     target_coverage: float = 0.8,
-    recalibrate_activity: bool = False,
+    recalibrate_activity: bool = True,
 ) -> PopulationParams:
     """Fit population parameters from all pairs' data dated before ``today``.
 
     Pairs are subsampled (seeded) to ``max_fit_pairs`` for the likelihood fit; norms use all.
-    With ``calibration_days`` a pseudo back-test at ``today - calibration_days`` (all of it
-    before ``today``) calibrates the 80 % interval (module docstring) and, with
-    ``recalibrate_activity``, fits the activity recalibration (off by default: on Ta Feng it did
-    not transfer from the pseudo-origin); None skips both.
+    The 80 % interval is calibrated on the fitted intervals (module docstring). With
+    ``calibration_days`` (use the forecast horizon H) and ``recalibrate_activity``, a pseudo
+    back-test at ``today - calibration_days`` (its labels all before ``today``) fits the
+    whether-layer and the default prompt threshold (``_pseudo_backtest``); None skips both.
+    ``target_coverage`` is kept for compatibility (the interval uses 80 %).
     """
+    del target_coverage
     t = today.toordinal()
     fit = _fit_at(batch, t, seed, max_fit_pairs)
     params = fit.params(batch, t, seed)
     if not recalibrate_activity or not calibration_days:
         return params
-    activity, alpha = _pseudo_backtest(
-        batch, t, calibration_days, seed, max_fit_pairs, target_coverage, recalibrate_activity
-    )
-    return replace(params, activity=activity, interval_alpha=alpha)
+    got = _pseudo_backtest(batch, t, calibration_days, seed, max_fit_pairs)
+    if got is None:
+        return params
+    activity, threshold = got
+    return replace(params, activity=activity, prompt_threshold=threshold)
+
+
+def _customer_subbatch(batch: BatchInput, seed: int, max_pairs: int) -> BatchInput:
+    """All pairs of a seeded random set of customers, about ``max_pairs`` pairs in all (the
+    whole batch when it is smaller); customer-level features stay complete."""
+    if batch.n_pairs <= max_pairs:
+        return batch
+    n_cust = int(batch.pair_customer.max(initial=-1)) + 1
+    per_cust = np.bincount(batch.pair_customer, minlength=n_cust)
+    order = np.random.default_rng(seed).permutation(n_cust)
+    take = order[: int(np.searchsorted(np.cumsum(per_cust[order]), max_pairs)) + 1]
+    keep_cust = np.zeros(n_cust, dtype=bool)
+    keep_cust[take] = True
+    keep = keep_cust[batch.pair_customer]
+    new_id = np.cumsum(keep) - 1
+    lines = keep[batch.line_pair]
+    answers = keep[batch.answer_pair]
+    return BatchInput(
+        batch.pair_product[keep], batch.pair_customer[keep], batch.product_ids,
+        new_id[batch.line_pair[lines]], batch.line_day[lines], batch.line_qty[lines],
+        new_id[batch.answer_pair[answers]], batch.answer_day[answers],
+        batch.answer_kind[answers], batch.answer_snooze_days[answers],
+    )  # fmt: skip
+
+
+# Fewer purchases (or non-purchases) than this in a stratum's pseudo window: the layer falls
+# back to the timing model's own P(within).
+MIN_LAYER_EVENTS = 50
+_TIMING_ONLY_LOGIT = 1  # index of logit_p_timing in V_NAMES
 
 
 def _pseudo_backtest(
-    batch: BatchInput,
-    today: int,
-    days: int,
-    seed: int,
-    max_fit_pairs: int,
-    target: float,
-    recalibrate_activity: bool,
-) -> tuple[tuple[float, ...], dict[str, float]]:
+    batch: BatchInput, today: int, days: int, seed: int, max_fit_pairs: int
+) -> tuple[tuple[float, ...], float] | None:
+    """Whether-layer and default prompt threshold from a back-test at ``today - days``.
+
+    The timing model is refitted at the pseudo-origin on data before it; labels are the pairs'
+    purchases in [today - days, today): nothing on or after ``today`` is used. The threshold is
+    the largest minimum P(purchase within 7 days of the prompt) whose prompts still reach as
+    many re-purchasers on time (pairs with history) as a fixed 30-day reminder would, in the
+    pseudo window: the fewest prompts for the reach of the status quo. None when the history
+    before the pseudo-origin is too thin.
+    """
     # Imported here: score imports this module for PopulationParams.
-    from app.forecast.score import prepare, quantile_days
+    from app.forecast import baselines
+    from app.forecast.metrics import prompt_outcomes
+    from app.forecast.prompt import NO_PROMPT, PROMPT_WINDOW_DAYS, prompt_days
+    from app.forecast.score import (
+        activity,
+        model_activity,
+        prepare,
+        purchase_probability,
+        quantile_days,
+    )
+    from app.forecast.types import ProductSettings
 
     origin = today - days
-    pre = _fit_at(batch, origin, seed, max_fit_pairs).params(batch, origin, seed)
-    prep = prepare(batch, pre, origin)
-    # Truth: first purchase day in [origin, today) of each pair.
-    in_win = (batch.line_day >= origin) & (batch.line_day < today)
+    sub = _customer_subbatch(batch, seed, 2 * max_fit_pairs)
+    if not (sub.line_day < origin).any():
+        return None
+    pre = _fit_at(sub, origin, seed, max_fit_pairs // 2).params(sub, origin, seed)
+    prep = prepare(sub, pre, origin)
+    win = (sub.line_day >= origin) & (sub.line_day < today)
     big = np.iinfo(np.int64).max
-    first = np.full(batch.n_pairs, big)
-    np.minimum.at(first, batch.line_pair[in_win], batch.line_day[in_win])
+    first = np.full(sub.n_pairs, big)
+    np.minimum.at(first, sub.line_pair[win], sub.line_day[win])
     truth = np.where(first < big, first, -1)
 
-    activity: tuple[float, ...] = ()
-    if recalibrate_activity:
-        activity = _fit_activity(prep, truth, days, seed, max_fit_pairs)
-    alpha: dict[str, float] = {}
-    # Lower tail levels to try, widest last; coverage grows as the level falls.
-    grid = np.linspace(0.2, 0.01, 39)
-    for name, mask in (("model", prep.n_purchases >= 2), ("population", prep.n_purchases == 1)):
-        covs = []
-        for a in grid:
-            q_lo, q_hi = quantile_days(prep, mask, (float(a), 1.0 - float(a)))
-            covs.append(interval_coverage(q_lo, q_hi, truth[mask], today)[0])
-        cov = np.asarray(covs)
-        ok = np.isfinite(cov)
-        alpha[name] = float(grid[ok][np.argmin(np.abs(cov[ok] - target))]) if ok.any() else 0.1
-    return activity, alpha
-
-
-def _fit_activity(
-    prep: Any, truth: I64, days: int, seed: int, max_fit_pairs: int
-) -> tuple[float, ...]:
-    from app.forecast.score import model_activity
-
     p_model, q = model_activity(prep, days)
-    rows = np.flatnonzero(prep.n_purchases > 0)
-    if rows.shape[0] > max_fit_pairs:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, max_fit_pairs, replace=False))
-    v = prep.activity_x[rows]
-    v[:, 1] = special.logit(np.clip(p_model[rows], 1e-12, 1 - 1e-12))
-    recal = ActivityRecalibration((truth[rows] >= 0).astype(np.float64), q[rows], v)
-    start = np.zeros(v.shape[1])
-    start[1] = 1.0
-    res = recal.fit(start_params=start, method="bfgs", maxiter=2000, disp=False, skip_hessian=True)
-    return tuple(float(a) for a in res.params)
+    v = prep.activity_x.copy()
+    v[:, _TIMING_ONLY_LOGIT] = special.logit(np.clip(p_model * q, 1e-9, 1 - 1e-9))
+    lams = []
+    for mask in (prep.n_purchases >= 2, prep.n_purchases == 1):
+        lams.append(_fit_whether(v[mask], truth[mask] >= 0, seed, max_fit_pairs))
+    layer = tuple(float(a) for a in np.concatenate(lams))
+
+    # Default prompt threshold, with the default settings, on pairs with history.
+    st = ProductSettings()
+    prep = replace(prep, activity=np.asarray(layer))
+    has = prep.n_purchases >= 2
+    (qr,) = quantile_days(prep, has, (st.target_stockout_risk,))
+    p_active, _ = activity(prep, days)
+    n = int(has.sum())
+    prompt = prompt_days(
+        qr, prep.last_day[has], origin, np.full(n, st.lead_time_days), np.full(n, 1),
+        np.full(n, st.max_interval_days), p_active[has], np.full(n, st.min_active_probability),
+    )  # fmt: skip
+    p_useful = purchase_probability(
+        replace(prep, **_masked(prep, has)), p_active[has], prompt, PROMPT_WINDOW_DAYS
+    )
+    fixed = baselines.fixed_cadence(sub, origin, days, st.lead_time_days).prompt_day[has]
+    need = prompt_outcomes(fixed, truth[has], origin, today)["on_time_reached"]
+    sent = (prompt != NO_PROMPT) & (prompt >= origin) & (prompt <= today - PROMPT_WINDOW_DAYS)
+    on_time = sent & (truth[has] >= prompt) & (truth[has] < prompt + PROMPT_WINDOW_DAYS)
+    threshold = 0.0
+    for t in np.unique(np.round(p_useful[sent], 3))[::-1]:
+        if int((on_time & (p_useful >= t)).sum()) >= need:
+            threshold = float(t)
+            break
+    return layer, threshold
+
+
+def _masked(prep: Any, mask: NDArray[np.bool_]) -> dict[str, Any]:
+    """The per-pair arrays of a ``Prepared`` restricted to ``mask``."""
+    return {name: getattr(prep, name)[mask] for name in ("last_day", "censor_ge", "mu", "sigma")}
+
+
+def _independent_columns(x: F64, max_r2: float = 0.995) -> NDArray[np.bool_]:
+    """Column 0 (the constant) and, in order, each column not explained (R^2 > ``max_r2``) by
+    the columns kept before it."""
+    keep = np.zeros(x.shape[1], dtype=bool)
+    keep[0] = True
+    for j in range(1, x.shape[1]):
+        col = x[:, j]
+        var = float(np.var(col))
+        if var < 1e-12:
+            continue
+        coef = np.linalg.lstsq(x[:, keep], col, rcond=None)[0]
+        if float(np.var(col - x[:, keep] @ coef)) > (1.0 - max_r2) * var:
+            keep[j] = True
+    return keep
+
+
+def _fit_whether(v: F64, bought: NDArray[np.bool_], seed: int, max_rows: int) -> F64:
+    """Coefficients of the whether-layer on one stratum (the timing model's own P(within)
+    when the stratum has too few events of either kind)."""
+    fallback = np.zeros(v.shape[1])
+    fallback[_TIMING_ONLY_LOGIT] = 1.0
+    n_pos = int(bought.sum())
+    if min(n_pos, bought.shape[0] - n_pos) < MIN_LAYER_EVENTS:
+        return fallback
+    rows = np.arange(v.shape[0])
+    if rows.shape[0] > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+    # Columns that do not vary, or that (nearly) repeat others in this stratum (e.g. log n for
+    # cold starts, or 56-day counts when the history is shorter than 56 days), stay at 0.
+    x = v[rows]
+    free = _independent_columns(x)
+    model = WhetherLogit(bought[rows].astype(np.float64), x[:, free], names=free)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = np.zeros(int(free.sum()))
+        start[0] = float(special.logit(np.clip(n_pos / bought.shape[0], 1e-6, 1 - 1e-6)))
+        res = model.fit(start_params=start, method="newton", maxiter=100, disp=False)
+    lam = np.zeros(v.shape[1])
+    lam[free] = np.asarray(res.params, dtype=np.float64)
+    if not np.all(np.isfinite(lam)):
+        return fallback
+    return lam

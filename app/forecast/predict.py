@@ -31,7 +31,7 @@ def _iso(days: np.ndarray) -> pd.Series:
 def predict_frame(orders: str | Path, as_of: date, horizon: int, lead_days: int) -> pd.DataFrame:
     """Fit on rows dated before ``as_of`` and forecast every pair with >= 1 purchase before it."""
     data = read_orders(orders)
-    params = fit_population(data.batch, as_of)
+    params = fit_population(data.batch, as_of, calibration_days=horizon)
     f = score_batch(
         data.batch,
         params,

@@ -4,7 +4,10 @@ The prompt reads the predictive distribution, not the median: with lead time L a
 stock-out risk r, prompt_on = quantile_r(run-out date) - L, so that in (1 - r) of cases the
 reorder can arrive before run-out. It is then clamped so that the days since the last purchase
 lie within [min_interval_days, max_interval_days], and never before ``today``. No prompt (-1 /
-None) when P(still active) is below the product's ``min_active_probability``.
+None) when P(still active) is below the product's ``min_active_probability``, and (in the scorer)
+when P(a purchase in the ``PROMPT_WINDOW_DAYS`` from the prompt day) is below the product's
+``min_prompt_probability`` (default: the population's ``prompt_threshold``, learned before
+``today``): a prompt that is unlikely to be useful is spam.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from app.forecast.features import F64, I64
 from app.forecast.types import Explanation
 
 NO_PROMPT = -1
+PROMPT_WINDOW_DAYS = 7
 
 
 def prompt_days(

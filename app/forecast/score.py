@@ -26,7 +26,7 @@ from scipy import special
 from app.forecast import features as ft
 from app.forecast.features import F64, I64, BatchInput
 from app.forecast.model import PopulationParams
-from app.forecast.prompt import NO_PROMPT, explain, prompt_days
+from app.forecast.prompt import NO_PROMPT, PROMPT_WINDOW_DAYS, explain, prompt_days
 from app.forecast.types import (
     ANSWER_CODES,
     Explanation,
@@ -134,8 +134,13 @@ def prepare(
             pur, stats, batch.pair_customer, n_cust, params.global_customer_share
         )[batch.pair_customer]
     since, recency, n_visits = ft.visits_since(pur, batch.pair_customer, last_day, today)
-    vx = ft.activity_design(np.zeros(batch.n_pairs), pur.count, customer_repeat, recency, since,
-                            n_visits)  # fmt: skip
+    (v28, p28), (v56, p56) = ft.recent_counts(pur, batch.pair_customer, today, (28, 56))
+    vx = ft.activity_design(
+        ft.WhetherInputs(
+            pur.count, today - last_day, today - first_day, customer_repeat, recency, since,
+            n_visits, v28, v56, p28, p56, repeat[prod], norm[prod], lcad,
+        )
+    )  # fmt: skip
     return Prepared(
         today, pur.count, np.where(has, last_day, -1), last_units, pur.censor_ge, mu, sigma, eta,
         np.where(has, rate, np.nan), alpha, pur.answered, vx,
@@ -162,17 +167,36 @@ def quantile_days(
 def activity(prep: Prepared, horizon_days: int) -> tuple[F64, F64]:
     """P(still active) and P(purchase within ``horizon_days`` from today), per pair.
 
-    With an activity recalibration, P(active) = expit(V lambda) where V holds the timing
-    model's logit P(active) and customer-level evidence; P(within) = P(active) * P(within |
-    active).
+    With a fitted whether-layer (``PopulationParams.activity``: coefficients for pairs with
+    history, then for cold starts), P(within) = expit(V lambda), V holding the timing model's
+    logit P(within) and customer-level activity (``features.V_NAMES``); P(active) is the
+    implied P(within) / P(within | active), at most 1. A skip or snooze since the last
+    purchase keeps the pair active (the timing model's P(within | active)).
     """
     p_model, q = model_activity(prep, horizon_days)
     if prep.activity.shape[0] == 0:
         return p_model, p_model * q
     v = prep.activity_x.copy()
-    v[:, 1] = special.logit(np.clip(p_model, 1e-12, 1 - 1e-12))
-    p_active = np.where(prep.answered, 1.0, special.expit(v @ prep.activity))
-    return p_active, p_active * q
+    v[:, 1] = special.logit(np.clip(p_model * q, 1e-9, 1 - 1e-9))
+    k = v.shape[1]
+    lam = np.where((prep.n_purchases >= 2)[:, None], prep.activity[:k], prep.activity[k : 2 * k])
+    p_within = special.expit(np.einsum("ij,ij->i", v, lam))
+    p_within = np.where(prep.answered, q, p_within)
+    p_active = np.clip(p_within / np.maximum(q, 1e-12), 0.0, 1.0)
+    return p_active, p_within
+
+
+def purchase_probability(prep: Prepared, p_active: F64, day: I64, days: int) -> F64:
+    """P(a purchase in [day, day + days)) per pair: P(active) times the timing mass of that
+    window given no purchase through the censoring point."""
+    c = np.maximum(prep.censor_ge, 1) - 0.5
+    lo = np.maximum(day - prep.last_day - 0.5, c)
+    hi = np.maximum(day + days - prep.last_day - 0.5, c)
+    log_s_c = special.log_ndtr(-(np.log(c) - prep.mu) / prep.sigma)
+    log_s_lo = special.log_ndtr(-(np.log(lo) - prep.mu) / prep.sigma)
+    log_s_hi = special.log_ndtr(-(np.log(hi) - prep.mu) / prep.sigma)
+    mass = np.exp(log_s_lo - log_s_c) - np.exp(log_s_hi - log_s_c)
+    return np.asarray(p_active * np.clip(mass, 0.0, 1.0), dtype=np.float64)
 
 
 def model_activity(prep: Prepared, horizon_days: int) -> tuple[F64, F64]:
@@ -201,6 +225,7 @@ class SettingsArrays:
     lead_time: I64
     risk: F64
     min_active: F64
+    min_prompt: F64  # NaN: the population's learned default
 
     @classmethod
     def build(
@@ -219,6 +244,8 @@ class SettingsArrays:
             np.array([s.lead_time_days for s in chosen], dtype=np.int64),
             np.array([s.target_stockout_risk for s in chosen], dtype=np.float64),
             np.array([s.min_active_probability for s in chosen], dtype=np.float64),
+            np.array([np.nan if s.min_prompt_probability is None else s.min_prompt_probability
+                      for s in chosen], dtype=np.float64),
         )  # fmt: skip
 
 
@@ -312,6 +339,10 @@ def score_batch(
         qr, prep.last_day, t, sa.lead_time[prod], sa.min_interval[prod], sa.max_interval[prod],
         p_active, sa.min_active[prod],
     )  # fmt: skip
+    # Gate: a prompt is only worth sending when a purchase in the days after it is likely enough.
+    threshold = np.where(np.isnan(sa.min_prompt), params.prompt_threshold, sa.min_prompt)[prod]
+    p_useful = purchase_probability(prep, p_active, prompt, PROMPT_WINDOW_DAYS)
+    prompt = np.where((prompt != NO_PROMPT) & (p_useful >= threshold), prompt, NO_PROMPT)
     method = np.where(
         prep.n_purchases >= 2, METHOD_MODEL, np.where(has, METHOD_POPULATION, METHOD_NONE)
     ).astype(np.int8)

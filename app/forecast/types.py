@@ -63,6 +63,9 @@ class ProductSettings:
     ``target_stockout_risk`` is the accepted chance that the reorder arrives after run-out.
     ``min_active_probability``: below this P(still active) no prompt is proposed (the plan looks
     stopped; ``Forecast.prompt_on`` is None).
+    ``min_prompt_probability``: below this P(a purchase within 7 days from the prompt day) no
+    prompt is proposed (it would likely be spam); None: the population's default
+    (``PopulationParams.prompt_threshold``, chosen from data before the fit date).
     """
 
     default_interval_days: int | None = None
@@ -71,6 +74,7 @@ class ProductSettings:
     lead_time_days: int = 3
     target_stockout_risk: float = 0.1
     min_active_probability: float = 0.5
+    min_prompt_probability: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target_stockout_risk < 0.5:
@@ -81,6 +85,9 @@ class ProductSettings:
             raise ValueError("lead_time_days must be >= 0")
         if not 0.0 <= self.min_active_probability <= 1.0:
             raise ValueError("min_active_probability must be in [0, 1]")
+        p = self.min_prompt_probability
+        if p is not None and not 0.0 <= p <= 1.0:
+            raise ValueError("min_prompt_probability must be in [0, 1] or None")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,7 @@
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -48,3 +51,43 @@ def test_predict_ignores_rows_dated_on_or_after_as_of(tmp_path: Path) -> None:
     assert all(r["last_purchased_on"] < "2024-06-01" for r in rows)
     c0 = next(r for r in rows if r["customer_id"] == "c000")
     assert c0["n_purchases"] == "4"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _flask(*args: str) -> "subprocess.CompletedProcess[str]":
+    # Exactly as FORECAST_EVAL.md runs it, in a shell with no Kaidoki configuration at all.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIDOKI_")}
+    flask = Path(sys.executable).parent / "flask"
+    return subprocess.run(
+        [str(flask), "--app", "wsgi", "forecast", *args],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_flask_predict_runs_without_any_service_configuration(tmp_path: Path) -> None:
+    out = tmp_path / "pred.csv"
+    result = _flask(
+        "predict", "--orders", str(_orders(tmp_path)), "--as-of", "2024-06-01",
+        "--horizon", "28", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines()[0] == HEADER
+
+
+def test_predict_on_a_non_canonical_file_says_what_is_missing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("cust,date\n1,2024-01-01\n")
+    result = _flask(
+        "predict", "--orders", str(bad), "--as-of", "2024-06-01", "--horizon", "28",
+        "--out", str(tmp_path / "p.csv"),
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "missing columns" in result.stderr
+    assert "Traceback" not in result.stderr

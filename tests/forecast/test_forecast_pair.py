@@ -21,7 +21,10 @@ from app.forecast.model import CensoredCureLogNormal
 from .conftest import TODAY, synthetic_batch
 
 D = timedelta(days=1)
-SETTINGS = ProductSettings(lead_time_days=3, target_stockout_risk=0.1, min_active_probability=0.0)
+SETTINGS = ProductSettings(
+    lead_time_days=3, target_stockout_risk=0.1, min_active_probability=0.0,
+    min_prompt_probability=0.0,
+)  # fmt: skip
 
 
 def _history(last: date, units: float = 1.0, answers: tuple[Answer, ...] = ()) -> PairHistory:
@@ -176,3 +179,47 @@ def test_intervals_are_calibrated_on_held_out_synthetic_data() -> None:
 def test_forecast_pair_rejects_empty_history(params: PopulationParams) -> None:
     with pytest.raises(ValueError, match="no purchase"):
         forecast_pair(PairHistory(purchases=()), "fast", SETTINGS, params, TODAY, 28)
+
+
+def test_whether_layer_is_fitted_before_today_and_round_trips(params: PopulationParams) -> None:
+    from app.forecast.features import V_NAMES
+
+    assert len(params.activity) == 2 * len(V_NAMES)
+    assert 0.0 <= params.prompt_threshold <= 1.0
+    again = PopulationParams.from_dict(json.loads(json.dumps(params.to_dict())))
+    assert again.activity == params.activity
+    assert again.prompt_threshold == params.prompt_threshold
+
+
+def test_whether_layer_ignores_data_on_or_after_today(synthetic) -> None:
+    from dataclasses import replace as dc_replace
+
+    t = TODAY.toordinal()
+    late = synthetic.line_day >= t
+    extra = dc_replace(
+        synthetic,
+        line_pair=np.r_[synthetic.line_pair, synthetic.line_pair[:50]],
+        line_day=np.r_[synthetic.line_day, np.full(50, t + 3)],
+        line_qty=np.r_[synthetic.line_qty, np.ones(50)],
+    )
+    assert not late.any()
+    a = fit_population(synthetic, TODAY, seed=0)
+    b = fit_population(extra, TODAY, seed=0)
+    assert a.activity == b.activity and a.prompt_threshold == b.prompt_threshold
+
+
+def test_prompt_gate_drops_unlikely_prompts(params: PopulationParams) -> None:
+    h = _history(TODAY - 1 * D)
+    open_gate = forecast_pair(
+        h, "slow", replace(SETTINGS, min_prompt_probability=0.0), params, TODAY, 28
+    )
+    closed = forecast_pair(
+        h, "slow", replace(SETTINGS, min_prompt_probability=1.0), params, TODAY, 28
+    )
+    assert open_gate.prompt_on is not None
+    assert closed.prompt_on is None
+
+
+def test_min_prompt_probability_is_validated() -> None:
+    with pytest.raises(ValueError, match="min_prompt_probability"):
+        ProductSettings(min_prompt_probability=1.5)

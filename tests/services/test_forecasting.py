@@ -25,9 +25,7 @@ def shop(app):
 
 def _plan(session):
     """A plan with some history and a prompt date."""
-    query = session.query(Plan).filter(
-        col(Plan.n_purchases) >= 3, col(Plan.prompt_on).is_not(None)
-    )
+    query = session.query(Plan).filter(col(Plan.n_purchases) >= 3, col(Plan.prompt_on).is_not(None))
     return query.order_by(col(Plan.id)).first()
 
 
