@@ -23,7 +23,9 @@ run: venv
 	KAIDOKI_ENV=demo $(BIN)/flask --app wsgi demo load --if-empty
 	@echo "Demo API key: $$(cat instance/demo_api_key 2>/dev/null || echo 'see api-keys create')"
 	@echo "Serving on $(KAIDOKI_BASE_URL) (API docs: $(KAIDOKI_BASE_URL)/api/docs)"
-	KAIDOKI_ENV=demo $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - wsgi:app
+	rm -rf instance/prometheus && mkdir -p instance/prometheus
+	KAIDOKI_ENV=demo PROMETHEUS_MULTIPROC_DIR=instance/prometheus \
+	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - wsgi:app
 
 # PostgreSQL server binaries for the tests that run against a real server.
 system-deps:

@@ -212,10 +212,13 @@ def _executemany(
         _dump_json if j else table.c[name].type.bind_processor(dialect)
         for name, j in zip(columns, is_json, strict=True)
     ]
-    params = [
-        tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
-        for row in values
-    ]
+    # Convert only the columns that need it (ints and plain strings pass through as they are).
+    converted = [(i, p) for i, p in enumerate(processors) if p is not None]
+    if converted:
+        for row in values:
+            for i, p in converted:
+                row[i] = p(row[i])
+    params = [tuple(row) for row in values]
     sql = template.format(
         table=quote(table.name),
         names=", ".join(quote(c) for c in columns),

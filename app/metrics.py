@@ -1,16 +1,26 @@
 """Prometheus metrics: HTTP requests by endpoint, plus business counters.
 
 Metrics are module globals registered once per process (prometheus_client refuses a second
-registration, and tests build many apps). Under gunicorn each worker keeps its own counters;
-set PROMETHEUS_MULTIPROC_DIR to aggregate them (see the prometheus_client documentation).
+registration, and tests build many apps). Under gunicorn each worker counts on its own; with
+``PROMETHEUS_MULTIPROC_DIR`` set (``make run`` does), workers write their samples there and
+``/metrics`` adds them up, whichever worker answers. The folder must be emptied before the
+server starts.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Flask, Response, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 HTTP_REQUESTS = Counter(
     "kaidoki_http_requests_total", "HTTP requests served.", ["method", "endpoint", "status"]
@@ -52,4 +62,8 @@ def _observe(response: Response) -> Response:
 
 
 def _metrics_view() -> Response:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)

@@ -1,5 +1,7 @@
 import re
 
+from prometheus_client import CollectorRegistry, Counter, values
+
 from tests.factories import order_body
 
 
@@ -31,3 +33,18 @@ def test_metrics_count_synced_orders_by_result(client, auth):
     text = client.get("/metrics").text
     assert _sample(text, "kaidoki_orders_synced_total", result="created") == created + 1
     assert _sample(text, "kaidoki_orders_synced_total", result="unchanged") >= 1
+
+
+def test_metrics_add_up_the_workers_of_a_multiprocess_server(tmp_path, monkeypatch, client):
+    # Another worker's samples, as prometheus_client writes them in multiprocess mode.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    original = values.ValueClass
+    values.ValueClass = values.MultiProcessValue(lambda: 4242)
+    try:
+        Counter("kaidoki_orders_synced", "test", ["result"], registry=CollectorRegistry()).labels(
+            result="created"
+        ).inc(5)
+    finally:
+        values.ValueClass = original
+    text = client.get("/metrics").text
+    assert _sample(text, "kaidoki_orders_synced_total", result="created") == 5

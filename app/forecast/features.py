@@ -191,18 +191,50 @@ def row_stats(pur: Purchases) -> RowStats:
     return RowStats(k, lg_before, mean_lu, gap, ~same_next)
 
 
-def customer_visits(pur: Purchases, pair_customer: I64, n_customers: int) -> tuple[I64, I64]:
-    """Per customer: number of distinct order days (any product) and first-to-last span."""
+@dataclass(frozen=True, slots=True)
+class CustomerVisits:
+    """Distinct (customer, day) visits (any product), sorted by customer then day, with each
+    customer's slice [first, end). Built once per ``Purchases`` and shared by the features."""
+
+    customer: I64
+    day: I64
+    first: I64  # per customer: index of the first visit (== end when none)
+    end: I64  # per customer: one past the last visit
+
+    @property
+    def count(self) -> I64:
+        return self.end - self.first
+
+
+def _sorted_unique(key: I64) -> I64:
+    # Sort-based: numpy's hash-based ``np.unique`` is several times slower on millions of ints.
+    key = np.sort(key)
+    if key.shape[0] == 0:
+        return key
+    return key[np.r_[True, key[1:] != key[:-1]]]
+
+
+def visit_days(pur: Purchases, pair_customer: I64, n_customers: int) -> CustomerVisits:
+    """The customers' distinct visit days (any product) in ``pur``."""
     cust = pair_customer[pur.pair]
-    key = np.unique((cust << _DAY_BITS) | (pur.day - int(pur.day.min(initial=0))))
-    c = key >> _DAY_BITS
-    d = key & ((1 << _DAY_BITS) - 1)
+    base = int(pur.day.min(initial=0))
+    key = _sorted_unique((cust << _DAY_BITS) | (pur.day - base))
+    c = (key >> _DAY_BITS).astype(np.int64)
+    d = ((key & ((1 << _DAY_BITS) - 1)) + base).astype(np.int64)
     nv = np.bincount(c, minlength=n_customers).astype(np.int64)
+    end = np.cumsum(nv)
+    return CustomerVisits(c, d, end - nv, end)
+
+
+def customer_visits(
+    pur: Purchases, pair_customer: I64, n_customers: int, visits: CustomerVisits | None = None
+) -> tuple[I64, I64]:
+    """Per customer: number of distinct order days (any product) and first-to-last span."""
+    cv = visits if visits is not None else visit_days(pur, pair_customer, n_customers)
+    nv = cv.count
+    has = nv > 0
     span = np.zeros(n_customers, dtype=np.int64)
-    if key.shape[0]:
-        first_idx = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-        last_idx = np.r_[first_idx[1:] - 1, key.shape[0] - 1]
-        span[c[first_idx]] = d[last_idx] - d[first_idx]
+    span[has] = cv.day[cv.end[has] - 1] - cv.day[cv.first[has]]
     return nv, span
 
 
@@ -266,39 +298,50 @@ def customer_repeat_logit(
 
 
 def visits_since(
-    pur: Purchases, pair_customer: I64, last_day: I64, today: int
+    pur: Purchases,
+    pair_customer: I64,
+    last_day: I64,
+    today: int,
+    visits: CustomerVisits | None = None,
 ) -> tuple[I64, I64, I64]:
     """Per pair: the customer's visit days after the pair's last purchase, the customer's days
     since their last visit (any product), and their number of visit days; all before ``today``."""
-    cust = pair_customer[pur.pair]
-    base = int(pur.day.min(initial=today)) - 1
-    key = np.unique((cust << _DAY_BITS) | (pur.day - base))
+    n_cust = int(pair_customer.max(initial=-1)) + 1
+    cv = visits if visits is not None else visit_days(pur, pair_customer, n_cust)
     pc = pair_customer
-    hi = np.searchsorted(key, (pc << _DAY_BITS) | (today - base), side="left")
-    lo_c = np.searchsorted(key, pc << _DAY_BITS, side="left")
-    after = np.searchsorted(key, (pc << _DAY_BITS) | (np.maximum(last_day, base) - base), "right")
-    n_vis = hi - lo_c
-    last_visit = np.where(n_vis > 0, (key[np.maximum(hi - 1, 0)] & ((1 << _DAY_BITS) - 1)), 0)
-    recency = np.where(n_vis > 0, today - (last_visit + base), 0)
-    return (hi - after).astype(np.int64), recency.astype(np.int64), n_vis.astype(np.int64)
+    n_vis = cv.count[pc]
+    last_visit = np.where(n_vis > 0, cv.day[np.maximum(cv.end[pc] - 1, 0)], today)
+    recency = np.where(n_vis > 0, today - last_visit, 0)
+    # Visits after the pair's last purchase: one search per pair in the (customer, day) keys,
+    # with the queries sorted (numpy's search then walks the keys forward: cache-friendly).
+    base = int(cv.day.min(initial=today)) - 1
+    key = (cv.customer << _DAY_BITS) | (cv.day - base)
+    q = (pc << _DAY_BITS) | (np.clip(last_day, base, None) - base)
+    order = np.argsort(q, kind="stable")
+    after = np.empty(pc.shape[0], dtype=np.int64)
+    after[order] = np.searchsorted(key, q[order], side="right")
+    since = np.maximum(cv.end[pc] - after, 0)
+    return since.astype(np.int64), recency.astype(np.int64), n_vis.astype(np.int64)
 
 
 def recent_counts(
-    pur: Purchases, pair_customer: I64, today: int, windows: tuple[int, ...]
+    pur: Purchases,
+    pair_customer: I64,
+    today: int,
+    windows: tuple[int, ...],
+    visits: CustomerVisits | None = None,
 ) -> list[tuple[I64, I64]]:
     """Per window of ``days``: per pair, the customer's visit days (any product) and the pair's
     purchase days in [today - days, today)."""
-    cust = pair_customer[pur.pair]
-    base = int(pur.day.min(initial=today)) - max(windows, default=0) - 1
-    key = np.unique((cust << _DAY_BITS) | (pur.day - base))
-    pc = pair_customer
-    hi = np.searchsorted(key, (pc << _DAY_BITS) | (today - base), side="left")
+    n_cust = int(pair_customer.max(initial=-1)) + 1
+    cv = visits if visits is not None else visit_days(pur, pair_customer, n_cust)
     out = []
     for days in windows:
-        lo = np.searchsorted(key, (pc << _DAY_BITS) | (today - days - base), side="left")
-        recent = pur.day >= today - days
+        recent_v = (cv.day >= today - days) & (cv.day < today)
+        cust_n = np.bincount(cv.customer[recent_v], minlength=n_cust)
+        recent = (pur.day >= today - days) & (pur.day < today)
         pair_n = np.bincount(pur.pair[recent], minlength=pair_customer.shape[0])
-        out.append(((hi - lo).astype(np.int64), pair_n.astype(np.int64)))
+        out.append((cust_n[pair_customer].astype(np.int64), pair_n.astype(np.int64)))
     return out
 
 

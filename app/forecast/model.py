@@ -43,7 +43,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from app.forecast import features as ft
 from app.forecast.features import F64, I64, BatchInput
 
-MODEL_VERSION = "lncure-2"
+MODEL_VERSION = "lncure-3"
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
@@ -345,7 +345,14 @@ def _sample_rows(pur: ft.Purchases, n_pairs: int, seed: int, max_pairs: int) -> 
     return rows, weight[pur.pair[rows]]
 
 
-def _fit_at(batch: BatchInput, today: int, seed: int, max_fit_pairs: int) -> _Fit:
+def _fit_at(
+    batch: BatchInput,
+    today: int,
+    seed: int,
+    max_fit_pairs: int,
+    start: F64 | None = None,
+    maxiter: int = 2000,
+) -> _Fit:
     pur = ft.purchases_before(batch, today)
     stats = ft.row_stats(pur)
     n_products = len(batch.product_ids)
@@ -378,9 +385,9 @@ def _fit_at(batch: BatchInput, today: int, seed: int, max_fit_pairs: int) -> _Fi
         # unidentified and BFGS stops at its tolerance; the best point found is still usable.
         warnings.simplefilter("ignore", ConvergenceWarning)
         res = model.fit(
-            start_params=model.start_params_guess(),
+            start_params=model.start_params_guess() if start is None else start,
             method="bfgs",
-            maxiter=2000,
+            maxiter=maxiter,
             gtol=1e-5,
             disp=False,
             skip_hessian=True,
@@ -456,7 +463,7 @@ def fit_population(
     params = fit.params(batch, t, seed)
     if not recalibrate_activity or not calibration_days:
         return params
-    got = _pseudo_backtest(batch, t, calibration_days, seed, max_fit_pairs)
+    got = _pseudo_backtest(batch, t, calibration_days, seed, max_fit_pairs, fit.theta)
     if got is None:
         return params
     activity, threshold = got
@@ -490,10 +497,17 @@ def _customer_subbatch(batch: BatchInput, seed: int, max_pairs: int) -> BatchInp
 # back to the timing model's own P(within).
 MIN_LAYER_EVENTS = 50
 _TIMING_ONLY_LOGIT = 1  # index of logit_p_timing in V_NAMES
+# History before the pseudo-origin, in horizons, below which the whether-layer is not fitted.
+MIN_LAYER_HISTORY = 1.5
 
 
 def _pseudo_backtest(
-    batch: BatchInput, today: int, days: int, seed: int, max_fit_pairs: int
+    batch: BatchInput,
+    today: int,
+    days: int,
+    seed: int,
+    max_fit_pairs: int,
+    start: F64 | None = None,
 ) -> tuple[tuple[float, ...], float] | None:
     """Whether-layer and default prompt threshold from a back-test at ``today - days``.
 
@@ -521,7 +535,15 @@ def _pseudo_backtest(
     sub = _customer_subbatch(batch, seed, 2 * max_fit_pairs)
     if not (sub.line_day < origin).any():
         return None
-    pre = _fit_at(sub, origin, seed, max_fit_pairs // 2).params(sub, origin, seed)
+    # The layer's customer features (visit and purchase counts, ages) grow with the length of
+    # the history: learnt on less than MIN_LAYER_HISTORY horizons of history before the
+    # pseudo-origin, they would be applied at ``today`` to values outside the range they were
+    # learnt on (Online Retail 2010-06-01: 91 days at the pseudo-origin, 182 when scoring), so
+    # the layer is skipped (the timing model's own P(within)); the threshold is still learnt.
+    history = origin - int(batch.line_day.min())
+    use_layer = history >= MIN_LAYER_HISTORY * days
+    # Warm start from the main fit: the pseudo-origin optimum is close to it.
+    pre = _fit_at(sub, origin, seed, max_fit_pairs // 2, start).params(sub, origin, seed)
     prep = prepare(sub, pre, origin)
     win = (sub.line_day >= origin) & (sub.line_day < today)
     big = np.iinfo(np.int64).max
@@ -533,9 +555,10 @@ def _pseudo_backtest(
     v = prep.activity_x.copy()
     v[:, _TIMING_ONLY_LOGIT] = special.logit(np.clip(p_model * q, 1e-9, 1 - 1e-9))
     lams = []
-    for mask in (prep.n_purchases >= 2, prep.n_purchases == 1):
-        lams.append(_fit_whether(v[mask], truth[mask] >= 0, seed, max_fit_pairs))
-    layer = tuple(float(a) for a in np.concatenate(lams))
+    if use_layer:
+        for mask in (prep.n_purchases >= 2, prep.n_purchases == 1):
+            lams.append(_fit_whether(v[mask], truth[mask] >= 0, seed, max_fit_pairs))
+    layer = tuple(float(a) for a in np.concatenate(lams)) if lams else ()
 
     # Default prompt threshold, with the default settings, on pairs with history.
     st = ProductSettings()
@@ -570,16 +593,23 @@ def _masked(prep: Any, mask: NDArray[np.bool_]) -> dict[str, Any]:
 
 def _independent_columns(x: F64, max_r2: float = 0.995) -> NDArray[np.bool_]:
     """Column 0 (the constant) and, in order, each column not explained (R^2 > ``max_r2``) by
-    the columns kept before it."""
+    the columns kept before it (from the centred Gram matrix: one pass over the rows)."""
     keep = np.zeros(x.shape[1], dtype=bool)
     keep[0] = True
+    xc = x - x.mean(axis=0)
+    gram = xc.T @ xc
+    var = np.diag(gram).copy()
     for j in range(1, x.shape[1]):
-        col = x[:, j]
-        var = float(np.var(col))
-        if var < 1e-12:
+        if var[j] < 1e-12 * x.shape[0]:
             continue
-        coef = np.linalg.lstsq(x[:, keep], col, rcond=None)[0]
-        if float(np.var(col - x[:, keep] @ coef)) > (1.0 - max_r2) * var:
+        idx = np.flatnonzero(keep[1:]) + 1  # the constant is absorbed by the centring
+        resid = var[j]
+        if idx.shape[0]:
+            g = gram[np.ix_(idx, idx)]
+            b = gram[idx, j]
+            coef = np.linalg.lstsq(g, b, rcond=None)[0]
+            resid = var[j] - float(b @ coef)
+        if resid > (1.0 - max_r2) * var[j]:
             keep[j] = True
     return keep
 

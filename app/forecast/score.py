@@ -99,7 +99,8 @@ def prepare(
         stats = ft.row_stats(pur)
     norm, repeat = _product_arrays(params, batch.product_ids, default_interval)
     n_cust = int(batch.pair_customer.max(initial=-1)) + 1
-    nv, span = ft.customer_visits(pur, batch.pair_customer, n_cust)
+    cv = ft.visit_days(pur, batch.pair_customer, n_cust)
+    nv, span = ft.customer_visits(pur, batch.pair_customer, n_cust, cv)
     lcad = ft.log_cadence_from_counts(nv, span, params.global_log_cadence)[batch.pair_customer]
     prod = batch.pair_product
     last_units = pur.units[last_row]
@@ -133,8 +134,8 @@ def prepare(
         customer_repeat = ft.customer_repeat_logit(
             pur, stats, batch.pair_customer, n_cust, params.global_customer_share
         )[batch.pair_customer]
-    since, recency, n_visits = ft.visits_since(pur, batch.pair_customer, last_day, today)
-    (v28, p28), (v56, p56) = ft.recent_counts(pur, batch.pair_customer, today, (28, 56))
+    since, recency, n_visits = ft.visits_since(pur, batch.pair_customer, last_day, today, cv)
+    (v28, p28), (v56, p56) = ft.recent_counts(pur, batch.pair_customer, today, (28, 56), cv)
     vx = ft.activity_design(
         ft.WhetherInputs(
             pur.count, today - last_day, today - first_day, customer_repeat, recency, since,

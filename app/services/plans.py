@@ -72,14 +72,17 @@ def load_histories(session: Session, pairs: Iterable[Pair]) -> dict[Pair, list[P
     return histories
 
 
-def refresh_plans(session: Session, pairs: Iterable[Pair], now: datetime) -> None:
+def refresh_plans(
+    session: Session, pairs: Iterable[Pair], now: datetime, may_shrink: bool = True
+) -> None:
     """Create the missing plans of ``pairs`` and bring their history summary up to date.
 
     One ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` per chunk: the database aggregates the
     placed order lines itself, so a batch of a thousand orders costs a few statements. It may
     also refresh other pairs of the same customers and products, which is harmless: a summary
     is a pure function of the orders. A pair whose orders were all cancelled keeps its plan
-    (its settings and answers stay), with an empty history.
+    (its settings and answers stay), with an empty history. ``may_shrink=False`` says the
+    change only added orders, so no pair can have lost its whole history.
     """
     wanted = set(pairs)
     if not wanted:
@@ -92,7 +95,8 @@ def refresh_plans(session: Session, pairs: Iterable[Pair], now: datetime) -> Non
         chunk = customers[start : start + CHUNK]
         products = sorted({p for c in chunk for p in by_customer[c]})
         session.execute(_upsert_summaries(session, chunk, products, now))
-    _empty_summaries(session, wanted, now)
+    if may_shrink:
+        _empty_summaries(session, wanted, now)
 
 
 def _upsert_summaries(

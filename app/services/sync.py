@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -258,11 +258,11 @@ def _sync_orders_once(
                 | {"after": {"external_ids": created}}
             )
     record_many(session, audit_rows)
-    refresh_plans(session, touched_pairs, now)
+    refresh_plans(session, touched_pairs, now, may_shrink=bool(to_update))
     today = now.astimezone(ZoneInfo(default_timezone)).date()
     reestimate(session, touched_pairs, today, now)
-    for outcome in outcomes:
-        ORDERS_SYNCED.labels(result=outcome.result.value).inc()
+    for result, count in Counter(o.result for o in outcomes).items():
+        ORDERS_SYNCED.labels(result=result.value).inc(count)
     return outcomes
 
 
