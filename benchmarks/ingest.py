@@ -224,8 +224,9 @@ def main() -> None:
     print(
         f"{'POST /api/v1/orders/batch (gunicorn)':<42}{service:>10.2f}{n_lines / service:>12,.0f}"
     )
-    print(f"{'same, after a refit (re-scores plans)':<42}{after_refit:>10.2f}"
-          f"{n_later / after_refit:>12,.0f}   ({len(later):,} more orders)")  # fmt: skip
+    if later:
+        print(f"{'same, after a refit (re-scores plans)':<42}{after_refit:>10.2f}"
+              f"{n_later / after_refit:>12,.0f}   ({len(later):,} more orders)")  # fmt: skip
     print(f"service / raw rate: {raw / service:.3f}   target: >= 20,000 lines/s -> "
           f"{'met' if n_lines / service >= 20_000 else 'NOT met'}")  # fmt: skip
 

@@ -25,6 +25,15 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str |
     return False
 
 
+_OPTIONS: dict[str, Any] = {
+    "target_metadata": target_metadata,
+    # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+    "render_as_batch": True,
+    "compare_type": True,
+    "render_item": _render_item,
+}
+
+
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
@@ -37,14 +46,7 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(
-        url=_url(),
-        target_metadata=target_metadata,
-        literal_binds=True,
-        render_as_batch=True,
-        compare_type=True,
-        render_item=_render_item,
-    )
+    context.configure(url=_url(), literal_binds=True, **_OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -61,14 +63,7 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: object) -> None:
-    context.configure(
-        connection=connection,  # type: ignore[arg-type]
-        target_metadata=target_metadata,
-        # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
-        render_as_batch=True,
-        compare_type=True,
-        render_item=_render_item,
-    )
+    context.configure(connection=connection, **_OPTIONS)  # type: ignore[arg-type]
     with context.begin_transaction():
         context.run_migrations()
 

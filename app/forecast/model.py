@@ -454,7 +454,10 @@ def fit_population(
     The 80 % interval is calibrated on the fitted intervals (module docstring). With
     ``calibration_days`` (use the forecast horizon H) and ``recalibrate_activity``, a pseudo
     back-test at ``today - calibration_days`` (its labels all before ``today``) fits the
-    whether-layer and the default prompt threshold (``_pseudo_backtest``); None skips both.
+    whether-layer and the default prompt threshold (``_pseudo_backtest``; its timing refit is
+    warm-started from the main fit); None skips both. The layer is skipped (the timing model's
+    own P(within)) when the history before the pseudo-origin is shorter than
+    ``MIN_LAYER_HISTORY`` horizons: its count features would drift out of their fitted range.
     ``target_coverage`` is kept for compatibility (the interval uses 80 %).
     """
     del target_coverage

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import bulk_update_by_id, insert_many, pk, table_of
+from app.db import bulk_update_by_id, fetch_raw, insert_many, pk, placeholder, table_of
 from app.metrics import ORDERS_SYNCED
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
 from app.services.audit import record, record_many
@@ -342,14 +342,15 @@ def _ensure_ids(
 def _select_ids(
     session: Session, model: type[Customer] | type[Product] | type[Order], external_ids: set[str]
 ) -> dict[str, int]:
+    # Plain driver rows: this runs for every batch, over a thousand ids at a time.
     ids: dict[str, int] = {}
     wanted = sorted(external_ids)
+    mark = placeholder(session)
+    table = table_of(model).name
     for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        rows = session.execute(
-            select(col(model.external_id), pk(model)).where(col(model.external_id).in_(chunk))
-        )
-        ids.update({ext: row_id for ext, row_id in rows})
+        chunk = tuple(wanted[start : start + CHUNK])
+        sql = f"SELECT external_id, id FROM {table} WHERE external_id IN ({', '.join([mark] * len(chunk))})"  # noqa: S608, E501
+        ids.update(dict(fetch_raw(session, sql, chunk)))
     return ids
 
 

@@ -191,3 +191,31 @@ def test_customer_orders_are_paginated_newest_first(client, auth):
 
 def test_orders_of_unknown_customer_is_404(client, auth):
     assert client.get("/api/v1/customers/nobody/orders", headers=auth).status_code == 404
+
+
+def test_each_bad_line_is_reported_at_its_index(client, auth):
+    body = order_body(
+        lines=[
+            {"product_external_id": "p-1", "quantity": 1},
+            {"product_external_id": "p-2", "quantity": True},
+            {"product_external_id": "p-3", "colour": "red"},
+            "p-4",
+        ]
+    )
+    response = client.put("/api/v1/orders/o-1", json=body, headers=auth)
+    assert response.status_code == 422
+    lines = response.json["errors"]["json"]["lines"]
+    assert "0" not in lines
+    assert lines["1"] == {"quantity": ["Not a valid integer."]}
+    assert lines["2"] == {
+        "colour": ["Unknown field."],
+        "quantity": ["Missing data for required field."],
+    }
+    assert lines["3"] == {"_schema": ["Invalid input type."]}
+
+
+def test_more_than_500_lines_is_422(client, auth):
+    lines = [{"product_external_id": f"p-{i}", "quantity": 1} for i in range(501)]
+    response = client.put("/api/v1/orders/o-1", json=order_body(lines=lines), headers=auth)
+    assert response.status_code == 422
+    assert "between 1 and 500" in response.json["errors"]["json"]["lines"][0]
