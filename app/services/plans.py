@@ -13,7 +13,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import UTCDateTime, bulk_update_by_id, pk, table_of
+from app.db import (
+    UTCDateTime,
+    bulk_update_by_id,
+    fetch_raw,
+    insert_many,
+    pk,
+    placeholder,
+    table_of,
+)
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan, PlanStatus
 
 CHUNK = 500
@@ -97,6 +105,80 @@ def refresh_plans(
         session.execute(_upsert_summaries(session, chunk, products, now))
     if may_shrink:
         _empty_summaries(session, wanted, now)
+
+
+def add_purchases(session: Session, new_days: dict[Pair, dict[date, int]], now: datetime) -> None:
+    """Extend plan summaries with purchase days that only add to the history.
+
+    The cheap path for the common sync (new orders, in time order): the summary is updated
+    from the new days alone, without reading the pair's history. A pair whose new days do not
+    all come after its last purchase day (a back-filled or same-day order) is recomputed in
+    full by ``refresh_plans``.
+    """
+    if not new_days:
+        return
+    existing = _summaries(session, set(new_days))
+    new_rows: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    recompute: set[Pair] = set()
+    for pair, days in new_days.items():
+        ordered = sorted(days.items())
+        found = existing.get(pair)
+        if found is not None and found[1]["n_purchases"] > 0:
+            old = found[1]
+            if ordered[0][0] <= old["last_ordered_on"]:
+                recompute.add(pair)
+                continue
+            summary = {
+                "n_purchases": old["n_purchases"] + len(ordered),
+                "total_quantity": old["total_quantity"] + sum(q for _, q in ordered),
+                "first_ordered_on": old["first_ordered_on"],
+                "last_ordered_on": ordered[-1][0],
+                "last_quantity": ordered[-1][1],
+            }
+        else:
+            summary = {
+                "n_purchases": len(ordered),
+                "total_quantity": sum(q for _, q in ordered),
+                "first_ordered_on": ordered[0][0],
+                "last_ordered_on": ordered[-1][0],
+                "last_quantity": ordered[-1][1],
+            }
+        if found is None:
+            new_rows.append(
+                {"customer_id": pair[0], "product_id": pair[1], "status": PlanStatus.ACTIVE}
+                | summary
+                | {"created_at": now, "updated_at": now}
+            )
+        else:
+            changed.append({"id": found[0], **summary, "updated_at": now})
+    if new_rows:
+        insert_many(session, Plan, new_rows)
+    if changed:
+        bulk_update_by_id(session, Plan, changed)
+    if recompute:
+        refresh_plans(session, recompute, now, may_shrink=False)
+
+
+def _summaries(session: Session, pairs: set[Pair]) -> dict[Pair, tuple[int, dict[str, Any]]]:
+    """The stored summary of each plan among ``pairs`` (with its id)."""
+    customers = sorted({c for c, _ in pairs})
+    mark = placeholder(session)
+    found: dict[Pair, tuple[int, dict[str, Any]]] = {}
+    for start in range(0, len(customers), CHUNK):
+        chunk = tuple(customers[start : start + CHUNK])
+        sql = (
+            f"SELECT id, customer_id, product_id, {', '.join(SUMMARY_FIELDS)} FROM plan"  # noqa: S608
+            f" WHERE customer_id IN ({', '.join([mark] * len(chunk))})"
+        )
+        for plan_id, customer_id, product_id, *values in fetch_raw(session, sql, chunk):
+            if (customer_id, product_id) in pairs:
+                summary = dict(zip(SUMMARY_FIELDS, values, strict=True))
+                for key in ("first_ordered_on", "last_ordered_on"):
+                    if isinstance(summary[key], str):  # SQLite returns dates as text
+                        summary[key] = date.fromisoformat(summary[key])
+                found[(customer_id, product_id)] = (plan_id, summary)
+    return found
 
 
 def _upsert_summaries(

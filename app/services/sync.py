@@ -14,7 +14,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -28,7 +28,7 @@ from app.metrics import ORDERS_SYNCED
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
 from app.services.audit import record, record_many
 from app.services.forecasting import reestimate
-from app.services.plans import customer_zones, refresh_plans
+from app.services.plans import add_purchases, customer_zones, refresh_plans
 from app.services.types import Actor, CustomerIn, OrderIn, ProductIn
 
 logger = logging.getLogger(__name__)
@@ -195,6 +195,7 @@ def _sync_orders_once(
     product_ids = _ensure_ids(
         session, Product, {line.product_external_id for o in orders for line in o.lines}, {}, now
     )
+    _lock_customers(session, customer_ids.values())
     zones = customer_zones(session, customer_ids.values(), default_timezone)
     stored = _load_orders(session, {o.external_id for o in orders})
 
@@ -245,25 +246,60 @@ def _sync_orders_once(
             )
 
     _write_orders(session, to_insert, to_update, versions, zones, now)
-    if to_insert:
-        # A new order is fully described by its own row; one audit row names them all.
-        created = list(to_insert)
-        if len(created) == 1:
-            audit_rows.append(
-                _audit_row(actor, now, "create", created[0], None, to_insert[created[0]])
-            )
-        else:
-            audit_rows.append(
-                _audit_row(actor, now, "create", f"{len(created)} orders", None, None)
-                | {"after": {"external_ids": created}}
-            )
-    record_many(session, audit_rows)
-    refresh_plans(session, touched_pairs, now, may_shrink=bool(to_update))
+    record_many(session, audit_rows + _creation_audit(actor, now, to_insert))
+    if to_update:
+        refresh_plans(session, touched_pairs, now)
+    else:
+        # Only new orders: extend the plan summaries with their purchase days.
+        add_purchases(session, _new_purchases(to_insert, zones), now)
     today = now.astimezone(ZoneInfo(default_timezone)).date()
     reestimate(session, touched_pairs, today, now)
     for result, count in Counter(o.result for o in outcomes).items():
         ORDERS_SYNCED.labels(result=result.value).inc(count)
     return outcomes
+
+
+def _creation_audit(
+    actor: Actor, now: datetime, to_insert: dict[str, Snapshot]
+) -> list[dict[str, Any]]:
+    """A new order is fully described by its own row; one audit row names them all."""
+    created = list(to_insert)
+    if not created:
+        return []
+    if len(created) == 1:
+        return [_audit_row(actor, now, "create", created[0], None, to_insert[created[0]])]
+    summary = _audit_row(actor, now, "create", f"{len(created)} orders", None, None)
+    return [summary | {"after": {"external_ids": created}}]
+
+
+def _lock_customers(session: Session, customer_ids: Iterable[int]) -> None:
+    """Serialise concurrent syncs of the same customers (PostgreSQL; SQLite already has one
+    writer at a time). Plan summaries are read, extended and written back, and two requests
+    doing that at once for one customer would each miss the other's orders."""
+    if session.connection().dialect.name != "postgresql":
+        return
+    wanted = sorted(set(customer_ids))
+    for start in range(0, len(wanted), CHUNK):
+        # In id order, so that two batches locking overlapping customers cannot deadlock.
+        session.execute(
+            select(pk(Customer))
+            .where(pk(Customer).in_(wanted[start : start + CHUNK]))
+            .order_by(pk(Customer))
+            .with_for_update()
+        ).all()
+
+
+def _new_purchases(
+    to_insert: dict[str, Snapshot], zones: dict[int, ZoneInfo]
+) -> dict[tuple[int, int], dict[date, int]]:
+    """Units per pair and local day in the new placed orders."""
+    days: dict[tuple[int, int], dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for customer_id, status, ordered_at, _, _, lines in to_insert.values():
+        if status is OrderStatus.PLACED:
+            day = ordered_at.astimezone(zones[customer_id]).date()
+            for product_id, quantity in lines:
+                days[(customer_id, product_id)][day] += quantity
+    return days
 
 
 def _merge_lines(lines: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
