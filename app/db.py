@@ -215,12 +215,19 @@ def _executemany(
         _dump_json if j else table.c[name].type.bind_processor(dialect)
         for name, j in zip(columns, is_json, strict=True)
     ]
-    # Convert only the columns that need it (ints and plain strings pass through as they are).
-    converted = [(i, p) for i, p in enumerate(processors) if p is not None]
-    if converted:
-        for row in values:
-            for i, p in converted:
-                row[i] = p(row[i])
+    # Convert only the columns that need it (ints and plain strings pass through as they are),
+    # and each distinct value once: stamps, days and statuses repeat across a batch.
+    for i, process in enumerate(processors):
+        if process is not None:
+            done: dict[Any, Any] = {}
+            for row in values:
+                value = row[i]
+                try:
+                    row[i] = done[value]
+                except KeyError:
+                    row[i] = done[value] = process(value)
+                except TypeError:  # unhashable (JSON documents)
+                    row[i] = process(value)
     params = [tuple(row) for row in values]
     sql = template.format(
         table=quote(table.name),
