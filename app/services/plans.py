@@ -161,17 +161,26 @@ def add_purchases(session: Session, new_days: dict[Pair, dict[date, int]], now: 
 
 
 def _summaries(session: Session, pairs: set[Pair]) -> dict[Pair, tuple[int, dict[str, Any]]]:
-    """The stored summary of each plan among ``pairs`` (with its id)."""
-    customers = sorted({c for c, _ in pairs})
+    """The stored summary of each plan among ``pairs`` (with its id).
+
+    Looked up by the exact (customer, product) keys: a customer's other plans are not read.
+    """
+    wanted = sorted(pairs)
     mark = placeholder(session)
     found: dict[Pair, tuple[int, dict[str, Any]]] = {}
-    for start in range(0, len(customers), CHUNK):
-        chunk = tuple(customers[start : start + CHUNK])
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        keys = ", ".join([f"({mark}, {mark})"] * len(chunk))
+        # A join on a list of keys, which both databases turn into index seeks (SQLite scans
+        # the whole index for a row-value IN).
+        columns = ", ".join(f"plan.{name}" for name in SUMMARY_FIELDS)
         sql = (
-            f"SELECT id, customer_id, product_id, {', '.join(SUMMARY_FIELDS)} FROM plan"  # noqa: S608
-            f" WHERE customer_id IN ({', '.join([mark] * len(chunk))})"
+            f"WITH k(c, p) AS (VALUES {keys})"  # noqa: S608
+            f" SELECT plan.id, plan.customer_id, plan.product_id, {columns}"
+            " FROM k JOIN plan ON plan.customer_id = k.c AND plan.product_id = k.p"
         )
-        for plan_id, customer_id, product_id, *values in fetch_raw(session, sql, chunk):
+        params = tuple(v for pair in chunk for v in pair)
+        for plan_id, customer_id, product_id, *values in fetch_raw(session, sql, params):
             if (customer_id, product_id) in pairs:
                 summary = dict(zip(SUMMARY_FIELDS, values, strict=True))
                 for key in ("first_ordered_on", "last_ordered_on"):
