@@ -87,6 +87,9 @@ def make_engine(url: str) -> Engine:
             # 64 MiB of page cache per connection (the default is 2 MiB): order and plan
             # indexes are updated at random places, and a small cache rereads them from disk.
             cur.execute("PRAGMA cache_size=-65536")
+            # Checkpoint the WAL every ~40 MB instead of ~4 MB: index pages touched by many
+            # batches in a row are then copied back to the database once, not each time.
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.close()
 
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over
