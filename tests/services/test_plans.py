@@ -7,7 +7,7 @@ from app.models import Plan
 from tests.factories import order_body
 
 
-def _at(day: str, hour: int = 10) -> dict:
+def _at(day: str, hour: int = 10) -> dict[str, str]:
     stamp = f"{day}T{hour:02d}:00:00+09:00"
     return {"ordered_at": stamp, "updated_at": stamp}
 
