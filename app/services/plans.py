@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
@@ -28,15 +27,6 @@ CHUNK = 500
 
 Pair: TypeAlias = tuple[int, int]  # (customer id, product id)
 
-
-@dataclass(frozen=True)
-class Purchase:
-    """One purchase day of a pair in the customer's own calendar, with the units bought."""
-
-    on: date
-    quantity: int
-
-
 SUMMARY_FIELDS = (
     "n_purchases",
     "total_quantity",
@@ -48,36 +38,6 @@ EMPTY_SUMMARY: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS) | {
     "n_purchases": 0,
     "total_quantity": 0,
 }
-
-
-def load_histories(session: Session, pairs: Iterable[Pair]) -> dict[Pair, list[Purchase]]:
-    """Purchase days of each pair from its placed orders, oldest first.
-
-    Lines of the same pair on the same local day are one purchase with the summed units;
-    cancelled and returned orders are not consumption and are left out.
-    """
-    wanted = set(pairs)
-    customer_ids = sorted({c for c, _ in wanted})
-    histories: dict[Pair, list[Purchase]] = {pair: [] for pair in wanted}
-    for start in range(0, len(customer_ids), CHUNK):
-        chunk = customer_ids[start : start + CHUNK]
-        rows = session.execute(
-            select(
-                col(Order.customer_id),
-                col(OrderLine.product_id),
-                col(Order.ordered_on),
-                func.sum(col(OrderLine.quantity)),
-            )
-            .join(Order, col(Order.id) == col(OrderLine.order_id))
-            .where(col(Order.customer_id).in_(chunk), col(Order.status) == OrderStatus.PLACED)
-            .group_by(col(Order.customer_id), col(OrderLine.product_id), col(Order.ordered_on))
-            .order_by(col(Order.ordered_on))
-        )
-        for customer_id, product_id, day, quantity in rows:
-            history = histories.get((customer_id, product_id))
-            if history is not None:
-                history.append(Purchase(day, int(quantity)))
-    return histories
 
 
 def refresh_plans(
