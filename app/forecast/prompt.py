@@ -40,6 +40,21 @@ def prompt_days(
     return np.where(p_active >= min_active_probability, day, NO_PROMPT).astype(np.int64)
 
 
+def prompt_clause(v: Explanation, prompt_on: date | None, last_on: date, today: date) -> str:
+    """Why the prompt is not on its natural day (risk-quantile run-out minus lead time), as a
+    clause to append to ``explain``; empty when it is, or when there is no prompt."""
+    if prompt_on is None:
+        return ""
+    natural = v.runout_on.toordinal() - v.lead_time_days
+    if prompt_on.toordinal() == natural:
+        return ""
+    since = (prompt_on - last_on).days
+    if prompt_on == today and natural < today.toordinal():
+        return "; asking today, as that day has already passed"
+    bound = "minimum" if prompt_on.toordinal() > natural else "maximum"
+    return f"; asking on {_day_month(prompt_on)}, the product's {bound} of {since} days after the last order"  # noqa: E501
+
+
 def _day_month(d: date) -> str:
     return f"{d.day} {d.strftime('%b')}"
 

@@ -26,7 +26,13 @@ from scipy import special
 from app.forecast import features as ft
 from app.forecast.features import F64, I64, BatchInput
 from app.forecast.model import PopulationParams
-from app.forecast.prompt import NO_PROMPT, PROMPT_WINDOW_DAYS, explain, prompt_days
+from app.forecast.prompt import (
+    NO_PROMPT,
+    PROMPT_WINDOW_DAYS,
+    explain,
+    prompt_clause,
+    prompt_days,
+)
 from app.forecast.types import (
     ANSWER_CODES,
     Explanation,
@@ -290,19 +296,22 @@ class BatchForecast:
             method=method,
         )
         prompt = int(self.prompt_day[i])
+        prompt_on = None if prompt == NO_PROMPT else date.fromordinal(prompt)
+        last_on = date.fromordinal(int(self.last_day[i]))
+        clause = prompt_clause(values, prompt_on, last_on, date.fromordinal(self.today))
         return Forecast(
-            last_purchased_on=date.fromordinal(int(self.last_day[i])),
+            last_purchased_on=last_on,
             median_on=date.fromordinal(int(self.median_day[i])),
             q10_on=date.fromordinal(int(self.q10_day[i])),
             q90_on=date.fromordinal(int(self.q90_day[i])),
             p_within_horizon=float(self.p_within[i]),
             p_active=float(self.p_active[i]),
-            prompt_on=None if prompt == NO_PROMPT else date.fromordinal(prompt),
+            prompt_on=prompt_on,
             method=method,
             n_purchases=n,
             n_intervals=n - 1,
             rate_units_per_day=rate,
-            explanation=explain(values),
+            explanation=explain(values) + clause,
             explanation_values=values,
             horizon_days=self.horizon_days,
         )

@@ -72,13 +72,15 @@ def load_demo(
             DEMO_ACTOR,
             now,
         )
-        orders.extend(_customer_orders(rng, ext, today))
+        orders.extend(_customer_orders(rng, ext, today, now))
     orders.sort(key=lambda o: o.ordered_at)
     sync.sync_orders(session, orders, "Asia/Tokyo", DEMO_ACTOR, now)
     return len(orders)
 
 
-def _customer_orders(rng: random.Random, customer_ext: str, today: date) -> list[OrderIn]:
+def _customer_orders(
+    rng: random.Random, customer_ext: str, today: date, now: datetime
+) -> list[OrderIn]:
     picks = rng.sample(PRODUCTS, rng.randint(1, 4))
     orders = []
     for ext, _, _, days_per_unit in picks:
@@ -90,6 +92,8 @@ def _customer_orders(rng: random.Random, customer_ext: str, today: date) -> list
             quantity = rng.choices([1, 2, 3], weights=[70, 22, 8])[0]
             ordered_at = datetime.combine(day, time(rng.randint(8, 22), rng.randint(0, 59)), TOKYO)
             n += 1
+            # Delivered two days later; the most recent orders are still on their way.
+            delivered = ordered_at + timedelta(days=2)
             orders.append(
                 OrderIn(
                     external_id=f"{customer_ext}-{ext}-{n:03d}",
@@ -97,7 +101,7 @@ def _customer_orders(rng: random.Random, customer_ext: str, today: date) -> list
                     ordered_at=ordered_at.astimezone(UTC),
                     updated_at=ordered_at.astimezone(UTC),
                     status=rng.choices(list(OrderStatus), weights=[96, 3, 1])[0],
-                    delivered_at=(ordered_at + timedelta(days=2)).astimezone(UTC),
+                    delivered_at=delivered.astimezone(UTC) if delivered <= now else None,
                     reorder_id=None,
                     lines=(LineIn(ext, quantity),),
                 )

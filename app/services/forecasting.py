@@ -30,7 +30,7 @@ from app.forecast import (
     score_batch,
 )
 from app.forecast.features import empty_answers
-from app.forecast.prompt import NO_PROMPT, explain
+from app.forecast.prompt import NO_PROMPT, explain, prompt_clause
 from app.forecast.score import METHOD_MODEL
 from app.forecast.types import Explanation, Method
 from app.models import ForecastModel, Plan, PlanStatus, Product
@@ -278,7 +278,7 @@ def _forecast_rows(
             method=method,
         )
         prompt_on = None if prompt == NO_PROMPT else day(prompt)
-        explanation = explain(values)
+        explanation = explain(values) + prompt_clause(values, prompt_on, day(last), today)
         if preferred is not None:
             # A fixed interval (set by the customer or ops) replaces the estimated prompt date.
             prompt_on = max(day(last + preferred - lead), today)

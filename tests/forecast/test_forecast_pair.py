@@ -223,3 +223,24 @@ def test_prompt_gate_drops_unlikely_prompts(params: PopulationParams) -> None:
 def test_min_prompt_probability_is_validated() -> None:
     with pytest.raises(ValueError, match="min_prompt_probability"):
         ProductSettings(min_prompt_probability=1.5)
+
+
+def test_explanation_says_when_the_minimum_interval_holds_the_prompt_back() -> None:
+    from datetime import date
+
+    from app.forecast.prompt import prompt_clause
+    from app.forecast.types import Explanation
+
+    values = Explanation(
+        n_purchases=5, units_per_purchase=1, interval_days=6, runout_quantile=0.1,
+        runout_on=date(2026, 11, 24), lead_time_days=3, method="model",
+    )  # fmt: skip
+    last, today = date(2026, 11, 20), date(2026, 11, 22)
+    assert prompt_clause(values, date(2026, 11, 21), last, today) == ""
+    assert prompt_clause(values, date(2026, 11, 27), last, today) == (
+        "; asking on 27 Nov, the product's minimum of 7 days after the last order"
+    )
+    assert prompt_clause(values, today, last, date(2026, 11, 22)) == (
+        "; asking today, as that day has already passed"
+    )
+    assert prompt_clause(values, None, last, today) == ""
