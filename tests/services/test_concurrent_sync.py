@@ -13,7 +13,7 @@ from tests.conftest import app_environ
 from tests.factories import order_body
 
 
-def _order(day: str) -> dict:
+def _order(day: str) -> dict[str, object]:
     stamp = f"{day}T10:00:00+09:00"
     return order_body(ordered_at=stamp, updated_at=stamp)
 
