@@ -14,6 +14,7 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
+from webargs.flaskparser import FlaskParser
 
 from app.api import schemas
 from app.api.auth import current_actor, idempotent, require_api_key
@@ -44,6 +45,25 @@ def _finish_transaction(response: Response) -> Response:
 
 
 blp.before_request(require_api_key)
+
+
+class _Parser(FlaskParser):
+    """webargs' parser, refusing absurdly nested JSON with a 400 instead of crashing.
+
+    ``json.loads`` recurses once per nesting level, so a body of 100,000 ``[`` exhausts the
+    stack; webargs only turns ``JSONDecodeError`` into its "Invalid JSON body" answer.
+    """
+
+    def _raw_load_json(self, req: Any) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError as exc:
+            # A non-empty document: webargs reads an empty one as "no body".
+            raise json.JSONDecodeError("JSON nested too deeply", "[", 0) from exc
+
+
+# Set before any @blp.arguments below: the decorator takes the parser when it is applied.
+blp.ARGUMENTS_PARSER = _Parser()
 
 STATUS_OF = {UpsertResult.CREATED: 201, UpsertResult.UPDATED: 200, UpsertResult.UNCHANGED: 200}
 

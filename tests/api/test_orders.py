@@ -219,3 +219,13 @@ def test_more_than_500_lines_is_422(client, auth):
     response = client.put("/api/v1/orders/o-1", json=order_body(lines=lines), headers=auth)
     assert response.status_code == 422
     assert "between 1 and 500" in response.json["errors"]["json"]["lines"][0]
+
+
+def test_absurdly_nested_json_is_a_400_not_a_crash(client, auth):
+    response = client.post(
+        "/api/v1/orders/batch",
+        data="[" * 100_000,
+        headers=auth | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json["errors"]["json"] == ["Invalid JSON body."]
