@@ -260,3 +260,8 @@ def fetch_raw(session: Session, sql: str, params: tuple[Any, ...] = ()) -> list[
 
 def placeholder(session: Session) -> str:
     return "?" if session.connection().dialect.paramstyle == "qmark" else "%s"
+
+
+def placeholders(session: Session, n: int) -> str:
+    """``n`` driver placeholders separated by commas, for ``IN (...)`` with ``fetch_raw``."""
+    return ", ".join([placeholder(session)] * n)

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import bulk_update_by_id, fetch_raw, pk, placeholder
+from app.db import bulk_update_by_id, fetch_raw, pk, placeholders
 from app.forecast import (
     BatchForecast,
     BatchInput,
@@ -70,7 +70,6 @@ def load_history(session: Session, customer_ids: Iterable[int] | None = None) ->
     across products (cadence, recency). Rows come straight from the driver as integers (the
     day as its ordinal, computed by the database): a refit reads millions of them.
     """
-    mark = placeholder(session)
     if session.connection().dialect.name == "postgresql":
         ordinal = "(o.ordered_on - DATE '0001-01-01' + 1)"
     else:
@@ -88,7 +87,7 @@ def load_history(session: Session, customer_ids: Iterable[int] | None = None) ->
         wanted = sorted(set(customer_ids))
         for start in range(0, len(wanted), CHUNK):
             chunk = tuple(wanted[start : start + CHUNK])
-            where = f" AND o.customer_id IN ({', '.join([mark] * len(chunk))})"
+            where = f" AND o.customer_id IN ({placeholders(session, len(chunk))})"
             rows.extend(fetch_raw(session, sql.format(where=where), chunk))
     return _history_from_rows(rows)
 
@@ -215,11 +214,10 @@ def _plans_by_pair(
     if only is None:
         rows = fetch_raw(session, sql)
     else:
-        mark = placeholder(session)
         customers = sorted({c for c, _ in only})
         for start in range(0, len(customers), CHUNK):
             chunk = tuple(customers[start : start + CHUNK])
-            where = f" WHERE customer_id IN ({', '.join([mark] * len(chunk))})"
+            where = f" WHERE customer_id IN ({placeholders(session, len(chunk))})"
             rows.extend(fetch_raw(session, sql + where, chunk))
     for plan_id, customer_id, product_id, status, preferred in rows:
         pair = (customer_id, product_id)

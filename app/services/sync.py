@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import bulk_update_by_id, fetch_raw, insert_many, pk, placeholder, table_of
+from app.db import bulk_update_by_id, fetch_raw, insert_many, pk, placeholders, table_of
 from app.metrics import ORDERS_SYNCED
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
 from app.services.audit import record, record_many
@@ -197,7 +197,7 @@ def _sync_orders_once(
     )
     _lock_customers(session, customer_ids.values())
     zones = customer_zones(session, customer_ids.values(), default_timezone)
-    stored = _load_orders(session, {o.external_id for o in orders})
+    stored, order_ids = _load_orders(session, {o.external_id for o in orders})
 
     outcomes: list[OrderOutcome] = []
     to_insert: dict[str, Snapshot] = {}
@@ -245,13 +245,18 @@ def _sync_orders_once(
                 _audit_row(actor, now, "update", order.external_id, current[0], snapshot)
             )
 
-    _write_orders(session, to_insert, to_update, versions, zones, now)
+    # Each order's purchase day in its customer's calendar, computed once for all uses below.
+    local_days = {
+        ext: snap[2].astimezone(zones[snap[0]]).date()
+        for ext, snap in (to_insert | to_update).items()
+    }
+    _write_orders(session, to_insert, to_update, versions, order_ids, local_days, now)
     record_many(session, audit_rows + _creation_audit(actor, now, to_insert))
     if to_update:
         refresh_plans(session, touched_pairs, now)
     else:
         # Only new orders: extend the plan summaries with their purchase days.
-        add_purchases(session, _new_purchases(to_insert, zones), now)
+        add_purchases(session, _new_purchases(to_insert, local_days), now)
     today = now.astimezone(ZoneInfo(default_timezone)).date()
     reestimate(session, touched_pairs, today, now)
     for result, count in Counter(o.result for o in outcomes).items():
@@ -290,13 +295,13 @@ def _lock_customers(session: Session, customer_ids: Iterable[int]) -> None:
 
 
 def _new_purchases(
-    to_insert: dict[str, Snapshot], zones: dict[int, ZoneInfo]
+    to_insert: dict[str, Snapshot], local_days: dict[str, date]
 ) -> dict[tuple[int, int], dict[date, int]]:
     """Units per pair and local day in the new placed orders."""
     days: dict[tuple[int, int], dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    for customer_id, status, ordered_at, _, _, lines in to_insert.values():
+    for ext, (customer_id, status, _, _, _, lines) in to_insert.items():
         if status is OrderStatus.PLACED:
-            day = ordered_at.astimezone(zones[customer_id]).date()
+            day = local_days[ext]
             for product_id, quantity in lines:
                 days[(customer_id, product_id)][day] += quantity
     return days
@@ -381,16 +386,19 @@ def _select_ids(
     # Plain driver rows: this runs for every batch, over a thousand ids at a time.
     ids: dict[str, int] = {}
     wanted = sorted(external_ids)
-    mark = placeholder(session)
     table = table_of(model).name
     for start in range(0, len(wanted), CHUNK):
         chunk = tuple(wanted[start : start + CHUNK])
-        sql = f"SELECT external_id, id FROM {table} WHERE external_id IN ({', '.join([mark] * len(chunk))})"  # noqa: S608, E501
+        marks = placeholders(session, len(chunk))
+        sql = f"SELECT external_id, id FROM {table} WHERE external_id IN ({marks})"  # noqa: S608
         ids.update(dict(fetch_raw(session, sql, chunk)))
     return ids
 
 
-def _load_orders(session: Session, external_ids: set[str]) -> dict[str, tuple[Snapshot, datetime]]:
+def _load_orders(
+    session: Session, external_ids: set[str]
+) -> tuple[dict[str, tuple[Snapshot, datetime]], dict[str, int]]:
+    """The stored orders among ``external_ids``: (snapshot, version) and row id by external id."""
     wanted = sorted(external_ids)
     headers: dict[int, tuple[str, Any]] = {}
     for start in range(0, len(wanted), CHUNK):
@@ -424,7 +432,7 @@ def _load_orders(session: Session, external_ids: set[str]) -> dict[str, tuple[Sn
             tuple(sorted(lines[order_id])),
         )
         stored[ext] = (snapshot, row.source_updated_at)
-    return stored
+    return stored, {ext: order_id for order_id, (ext, _) in headers.items()}
 
 
 def _write_orders(
@@ -432,16 +440,18 @@ def _write_orders(
     to_insert: dict[str, Snapshot],
     to_update: dict[str, Snapshot],
     versions: dict[str, datetime],
-    zones: dict[int, ZoneInfo],
+    order_ids: dict[str, int],
+    local_days: dict[str, date],
     now: datetime,
 ) -> None:
+    """Insert the new orders, update the changed ones (``order_ids``: the stored rows' ids)."""
     line_rows: list[dict[str, Any]] = []
     if to_insert:
         insert_many(
             session,
             Order,
             [
-                _order_row(ext, snap, versions[ext], zones, now) | {"created_at": now}
+                _order_row(ext, snap, versions[ext], local_days[ext], now) | {"created_at": now}
                 for ext, snap in to_insert.items()
             ],
         )
@@ -455,15 +465,17 @@ def _write_orders(
     version_only = [ext for ext in versions if ext not in to_insert and ext not in to_update]
     update_exts = list(to_update) + version_only
     if update_exts:
-        id_by_ext = _select_ids(session, Order, set(update_exts))
         rows = [
-            {"id": id_by_ext[ext], **_order_row(ext, to_update[ext], versions[ext], zones, now)}
+            {
+                "id": order_ids[ext],
+                **_order_row(ext, to_update[ext], versions[ext], local_days[ext], now),
+            }
             for ext in to_update
         ]
-        rows += [{"id": id_by_ext[ext], "source_updated_at": versions[ext]} for ext in version_only]
+        rows += [{"id": order_ids[ext], "source_updated_at": versions[ext]} for ext in version_only]
         if rows:
             bulk_update_by_id(session, Order, rows)
-        changed_ids = [id_by_ext[ext] for ext in to_update]
+        changed_ids = [order_ids[ext] for ext in to_update]
         for start in range(0, len(changed_ids), CHUNK):
             session.execute(
                 delete(OrderLine).where(
@@ -471,7 +483,7 @@ def _write_orders(
                 )
             )
         line_rows.extend(
-            {"order_id": id_by_ext[ext], "product_id": p, "quantity": q}
+            {"order_id": order_ids[ext], "product_id": p, "quantity": q}
             for ext, snap in to_update.items()
             for p, q in snap[5]
         )
@@ -480,7 +492,7 @@ def _write_orders(
 
 
 def _order_row(
-    ext: str, snap: Snapshot, version: datetime, zones: dict[int, ZoneInfo], now: datetime
+    ext: str, snap: Snapshot, version: datetime, local_day: date, now: datetime
 ) -> dict[str, Any]:
     customer_id, status, ordered_at, delivered_at, reorder_id, _ = snap
     return {
@@ -488,7 +500,7 @@ def _order_row(
         "customer_id": customer_id,
         "status": status,
         "ordered_at": ordered_at,
-        "ordered_on": ordered_at.astimezone(zones[customer_id]).date(),
+        "ordered_on": local_day,
         "delivered_at": delivered_at,
         "reorder_id": reorder_id,
         "source_updated_at": version,
