@@ -15,10 +15,11 @@ def create_app(environ: Mapping[str, str] | None = None, instance_path: str | No
 
     Raises ``app.config.ConfigError`` when a ``KAIDOKI_*`` setting is unusable.
     """
-    from app import db, health, metrics
+    from app import db, health, i18n, mailbox, metrics
     from app.api import init_api
     from app.cli import register_commands
     from app.config import SETTINGS_KEY, load_settings
+    from app.links.views import bp as links_bp
 
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     settings = load_settings(os.environ if environ is None else environ, Path(app.instance_path))
@@ -34,7 +35,12 @@ def create_app(environ: Mapping[str, str] | None = None, instance_path: str | No
 
     db.init_app(app, settings.database_url)
     metrics.init_app(app)
+    i18n.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(links_bp)
+    if settings.smtp_url is None:
+        # Without SMTP, emails land in the database mailbox, readable here (demo and tests).
+        app.register_blueprint(mailbox.bp)
     init_api(app)
     register_commands(app)
     return app

@@ -51,10 +51,49 @@ class PlanStatus(enum.StrEnum):
     STOPPED = "stopped"
 
 
+class PromptStatus(enum.StrEnum):
+    """scheduled -> sending -> sent -> confirmed / skipped / snoozed / stopped / expired; any
+    open state -> cancelled (the customer ordered anyway, unsubscribed, or the plan stopped)."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    SKIPPED = "skipped"
+    SNOOZED = "snoozed"
+    STOPPED = "stopped"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+OPEN_PROMPT_STATUSES = (PromptStatus.SCHEDULED, PromptStatus.SENDING, PromptStatus.SENT)
+
+
+class ReorderStatus(enum.StrEnum):
+    PENDING = "pending"  # confirmed; visible to the backend once its undo window has passed
+    ACKNOWLEDGED = "acknowledged"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+
+
+class OutboxKind(enum.StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
 class ActorType(enum.StrEnum):
     USER = "user"
     API_CLIENT = "api_client"
     SYSTEM = "system"
+    CUSTOMER = "customer"  # through the signed links in their emails
 
 
 class Customer(SQLModel, table=True):
@@ -68,6 +107,11 @@ class Customer(SQLModel, table=True):
     timezone: str = Field(max_length=64)
     # Created because an order named this customer before the customer itself was synced.
     is_placeholder: bool = False
+    # Local hour at which prompts go out; learned from when the customer answers.
+    send_hour: int | None = None
+    unsubscribed_at: datetime | None = _utc(nullable=True)
+    # Part of every manage / unsubscribe link: raising it revokes all of them at once.
+    link_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
 
@@ -146,7 +190,11 @@ class Plan(SQLModel, table=True):
     """One customer × one product that Kaidoki looks after, with its current estimate."""
 
     __tablename__ = "plan"
-    __table_args__ = (UniqueConstraint("customer_id", "product_id", name="uq_plan_pair"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "product_id", name="uq_plan_pair"),
+        # The scheduler's question "which plans are due for a prompt?".
+        Index("ix_plan_prompt_on", "prompt_on"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id")
@@ -175,10 +223,119 @@ class Plan(SQLModel, table=True):
         default=None, sa_column=Column(JSON, nullable=True)
     )
     p_within_horizon: float | None = None
+    # No prompt before this day (after a skip, snooze or an unanswered prompt).
+    prompt_not_before: date | None = None
     model_version: str | None = Field(default=None, max_length=40)
     forecast_at: datetime | None = _utc(nullable=True)
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
+
+
+class Prompt(SQLModel, table=True):
+    """One question to a customer about one plan: "running low on X? send more?"."""
+
+    __tablename__ = "prompt"
+    __table_args__ = (
+        # At most one open prompt per plan, so concurrent schedulers cannot create two.
+        Index(
+            "uq_prompt_open_plan",
+            "plan_id",
+            unique=True,
+            sqlite_where=text("status IN ('scheduled', 'sending', 'sent')"),
+            postgresql_where=text("status IN ('scheduled', 'sending', 'sent')"),
+        ),
+        Index("ix_prompt_status_due_at", "status", "due_at"),
+        Index("ix_prompt_customer_sent_at", "customer_id", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="plan.id")
+    customer_id: int = Field(foreign_key="customer.id")
+    status: PromptStatus = Field(sa_type=_enum(PromptStatus, "prompt_status"))
+    due_at: datetime = _utc()
+    # Part of every link to this prompt: replacing it revokes the links.
+    nonce: str = Field(max_length=32)
+    quantity: int
+    # The last purchase the prompt was based on: a newer one makes it moot.
+    based_on_ordered_on: date | None = None
+    # A dispatcher's claim: other dispatchers leave the row alone until the lease runs out.
+    claimed_by: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = _utc(nullable=True)
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id", index=True)
+    sent_at: datetime | None = _utc(nullable=True)
+    expires_at: datetime | None = _utc(nullable=True)
+    answered_at: datetime | None = _utc(nullable=True)
+    # The answer's day in the customer's calendar: the forecaster's evidence.
+    answered_on: date | None = None
+    answered_quantity: int | None = None
+    snooze_days: int | None = None
+    cancel_reason: str | None = Field(default=None, max_length=50)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class Reorder(SQLModel, table=True):
+    """A confirmed prompt, handed to the EC backend once its undo window has passed."""
+
+    __tablename__ = "reorder"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="reorder_quantity_positive"),
+        Index("ix_reorder_status_handoff_at", "status", "handoff_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    prompt_id: int = Field(foreign_key="prompt.id", unique=True)
+    plan_id: int = Field(foreign_key="plan.id", index=True)
+    customer_id: int = Field(foreign_key="customer.id")
+    product_id: int = Field(foreign_key="product.id")
+    quantity: int
+    status: ReorderStatus = Field(sa_type=_enum(ReorderStatus, "reorder_status"))
+    confirmed_at: datetime = _utc()
+    handoff_at: datetime = _utc()
+    acknowledged_at: datetime | None = _utc(nullable=True)
+    fulfilled_at: datetime | None = _utc(nullable=True)
+    fulfilled_order_id: int | None = Field(default=None, foreign_key="orders.id")
+    cancelled_at: datetime | None = _utc(nullable=True)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class Outbox(SQLModel, table=True):
+    """A message to deliver (an email or a webhook), written with the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_available_at", "status", "available_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: OutboxKind = Field(sa_type=_enum(OutboxKind, "outbox_kind"))
+    # Stable across retries and restarts: the email's Message-ID, the webhook's webhook-id.
+    dedupe_key: str = Field(max_length=200, unique=True)
+    status: OutboxStatus = Field(sa_type=_enum(OutboxStatus, "outbox_status"))
+    event_type: str = Field(max_length=50)
+    recipient: str = Field(max_length=500)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    payload: str  # the whole MIME message, or the webhook's JSON body
+    attempts: int = 0
+    available_at: datetime = _utc()
+    claimed_by: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = _utc(nullable=True)
+    last_error: str | None = Field(default=None, max_length=1000)
+    delivered_at: datetime | None = _utc(nullable=True)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class MailboxMessage(SQLModel, table=True):
+    """An email kept in the database instead of sent (no SMTP configured: the demo)."""
+
+    __tablename__ = "mailbox_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", unique=True)
+    recipient: str = Field(max_length=500)
+    subject: str = Field(max_length=500)
+    raw: str
+    received_at: datetime = _utc(index=True)
 
 
 class ApiClient(SQLModel, table=True):

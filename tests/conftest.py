@@ -111,12 +111,14 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Callable[[str], Flask]]:
-    """Apps on other databases (e.g. a fresh, unmigrated one); engines closed afterwards."""
+def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Apps on other databases (e.g. a fresh, unmigrated one) or with other settings
+    (``KAIDOKI_*`` overrides as keywords); engines closed afterwards."""
     made: list[Flask] = []
 
-    def make(url: str) -> Flask:
-        made.append(create_app(app_environ(url), instance_path=str(tmp_path / f"i{len(made)}")))
+    def make(url: str, **overrides: str) -> Flask:
+        environ = app_environ(url, **overrides)
+        made.append(create_app(environ, instance_path=str(tmp_path / f"i{len(made)}")))
         return made[-1]
 
     yield make

@@ -12,6 +12,7 @@ DOCS_STATIC = "/api/docs/static/"
 def init_api(app: Flask) -> None:
     import swagger_ui_bundle
 
+    from app.api import reorders  # noqa: F401  (routes on the same blueprint)
     from app.api.resources import blp
     from app.api.schemas import LineSchema
 

@@ -348,3 +348,35 @@ class BatchItemResultSchema(Schema):
 
 class OrderBatchResultSchema(Schema):
     results = fields.List(fields.Nested(BatchItemResultSchema))
+
+
+# ---- reorders --------------------------------------------------------------------------------
+
+
+class ReorderFeedArgsSchema(Schema):
+    status = fields.String(
+        load_default="pending",
+        validate=validate.OneOf(["pending", "acknowledged", "fulfilled", "cancelled"]),
+        metadata={"description": "which reorders; `pending` ones wait for your acknowledgement"},
+    )
+    after_id = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=MAX_DB_INT),
+        metadata={"description": "only reorders with a larger id (for paging through)"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class ReorderOutSchema(Schema):
+    id = fields.Integer(
+        required=True,
+        metadata={"description": "echo it as `reorder_id` on the order that fulfils it"},
+    )
+    status = fields.String(required=True)
+    customer_external_id = fields.String(required=True)
+    product_external_id = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    confirmed_at = fields.DateTime(required=True)
+    acknowledged_at = fields.DateTime(allow_none=True)
+    fulfilled_at = fields.DateTime(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)

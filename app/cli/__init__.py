@@ -10,6 +10,7 @@ def register_commands(app: Flask) -> None:
     from app.cli.db import db_cli
     from app.cli.demo import demo_cli
     from app.cli.forecast import forecast_cli
+    from app.cli.scheduler import outbox_cli, scheduler_cli
 
-    for group in (db_cli, api_keys_cli, demo_cli, forecast_cli):
+    for group in (db_cli, api_keys_cli, demo_cli, forecast_cli, scheduler_cli, outbox_cli):
         app.cli.add_command(group)

@@ -32,7 +32,7 @@ from app.forecast import (
 from app.forecast.features import empty_answers
 from app.forecast.prompt import NO_PROMPT, explain, prompt_clause
 from app.forecast.score import METHOD_MODEL
-from app.forecast.types import Explanation, Method
+from app.forecast.types import ANSWER_CODES, Explanation, Method
 from app.models import ForecastModel, Plan, PlanStatus, Product
 from app.services.plans import CHUNK, Pair
 
@@ -80,25 +80,49 @@ def load_history(session: Session, customer_ids: Iterable[int] | None = None) ->
         " FROM order_line l JOIN orders o ON o.id = l.order_id"
         " WHERE o.status = 'placed'{where}"
     )
+    # Answers: (customer, product, local day, kind, snooze days) of answered prompts.
+    answer_day = ordinal.replace("o.ordered_on", "pr.answered_on")
+    answer_sql = (
+        f"SELECT pr.customer_id, pl.product_id, {answer_day},"  # noqa: S608
+        " pr.status, COALESCE(pr.snooze_days, 0)"
+        " FROM prompt pr JOIN plan pl ON pl.id = pr.plan_id"
+        " WHERE pr.status IN ('confirmed', 'skipped', 'snoozed') AND pr.answered_on IS NOT NULL"
+        "{where}"
+    )
     rows: list[tuple[int, int, int, int]] = []
+    answers: list[tuple[int, int, int, str, int]] = []
     if customer_ids is None:
         rows.extend(fetch_raw(session, sql.format(where="")))
+        answers.extend(fetch_raw(session, answer_sql.format(where="")))
     else:
         wanted = sorted(set(customer_ids))
         for start in range(0, len(wanted), CHUNK):
             chunk = tuple(wanted[start : start + CHUNK])
-            where = f" AND o.customer_id IN ({placeholders(session, len(chunk))})"
-            rows.extend(fetch_raw(session, sql.format(where=where), chunk))
-    return _history_from_rows(rows)
+            marks = placeholders(session, len(chunk))
+            rows.extend(
+                fetch_raw(session, sql.format(where=f" AND o.customer_id IN ({marks})"), chunk)
+            )
+            answers.extend(
+                fetch_raw(
+                    session, answer_sql.format(where=f" AND pr.customer_id IN ({marks})"), chunk
+                )
+            )
+    return _history_from_rows(rows, answers)
 
 
-def _history_from_rows(rows: list[tuple[int, int, int, int]]) -> History:
+_ANSWER_KIND = {"skipped": ANSWER_CODES["skip"], "snoozed": ANSWER_CODES["snooze"],
+                "confirmed": ANSWER_CODES["confirm"]}  # fmt: skip
+
+
+def _history_from_rows(
+    rows: list[tuple[int, int, int, int]], answers: list[tuple[int, int, int, str, int]]
+) -> History:
     table = np.array(rows, dtype=np.int64).reshape(-1, 4)
     customer, product, day, quantity = table.T
     products = np.unique(product)
     pair_keys, pair_code = np.unique(np.stack([customer, product]), axis=1, return_inverse=True)
     _, customer_code = np.unique(pair_keys[0], return_inverse=True)
-    a_pair, a_day, a_kind, a_snooze = empty_answers()
+    a_pair, a_day, a_kind, a_snooze = _answer_arrays(pair_keys, answers)
     batch = BatchInput(
         pair_product=np.searchsorted(products, pair_keys[1]).astype(np.int64),
         pair_customer=customer_code.astype(np.int64),
@@ -112,6 +136,25 @@ def _history_from_rows(rows: list[tuple[int, int, int, int]]) -> History:
         answer_snooze_days=a_snooze,
     )
     return History(batch, pair_keys[0], pair_keys[1])
+
+
+def _answer_arrays(
+    pair_keys: np.ndarray, answers: list[tuple[int, int, int, str, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Answers as the forecaster's arrays, for the pairs that have purchases."""
+    if not answers or pair_keys.shape[1] == 0:
+        return empty_answers()
+    keys = (pair_keys[0].astype(np.int64) << 32) | pair_keys[1].astype(np.int64)
+    a = np.array([(c, p, d, _ANSWER_KIND[k], n) for c, p, d, k, n in answers], dtype=np.int64)
+    wanted = (a[:, 0] << 32) | a[:, 1]
+    index = np.searchsorted(keys, wanted).clip(max=keys.shape[0] - 1)
+    found = keys[index] == wanted
+    return (
+        index[found].astype(np.int64),
+        a[found, 2].copy(),
+        a[found, 3].astype(np.int8),
+        a[found, 4].copy(),
+    )
 
 
 def product_settings(session: Session, product_ids: Iterable[str]) -> dict[str, ProductSettings]:

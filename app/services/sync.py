@@ -26,9 +26,11 @@ from sqlmodel import col
 from app.db import bulk_update_by_id, fetch_raw, insert_many, pk, placeholders, table_of
 from app.metrics import ORDERS_SYNCED
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
+from app.services import reorders
 from app.services.audit import record, record_many
 from app.services.forecasting import reestimate
 from app.services.plans import add_purchases, customer_zones, refresh_plans
+from app.services.prompts import cancel_superseded
 from app.services.types import Actor, CustomerIn, OrderIn, ProductIn
 
 logger = logging.getLogger(__name__)
@@ -257,11 +259,24 @@ def _sync_orders_once(
     else:
         # Only new orders: extend the plan summaries with their purchase days.
         add_purchases(session, _new_purchases(to_insert, local_days), now)
+    _follow_up(session, to_insert | to_update, now)
     today = now.astimezone(ZoneInfo(default_timezone)).date()
     reestimate(session, touched_pairs, today, now)
     for result, count in Counter(o.result for o in outcomes).items():
         ORDERS_SYNCED.labels(result=result.value).inc(count)
     return outcomes
+
+
+def _follow_up(session: Session, written: dict[str, Snapshot], now: datetime) -> None:
+    """What new purchases end: prompts they make moot, and the reorders they fulfil."""
+    cancel_superseded(session, {snap[0] for snap in written.values()}, now)
+    fulfilled = {
+        snap[4]: ext
+        for ext, snap in written.items()
+        if snap[4] is not None and snap[1] is OrderStatus.PLACED
+    }
+    if fulfilled:
+        reorders.fulfil(session, fulfilled, now)
 
 
 def _creation_audit(

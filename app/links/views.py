@@ -1,0 +1,229 @@
+"""Routes of the link pages: thin, each parses the token and form and calls one service."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import Blueprint, Response, abort, g, render_template, request
+from sqlalchemy.orm import Session
+from wtforms import Form, IntegerField, SelectField
+from wtforms.validators import InputRequired, NumberRange, Optional
+
+from app.config import Settings, current_settings
+from app.db import get_session, utcnow
+from app.links.tokens import (
+    ExpiredLink,
+    LinkClaim,
+    LinkError,
+    Purpose,
+    TamperedLink,
+    make_token,
+    read_token,
+)
+from app.models import Customer, Plan, PlanStatus, PromptStatus
+from app.services import answers, preferences
+from app.services.answers import Action, PromptView
+from app.services.fresh_links import send_fresh_link
+
+bp = Blueprint("links", __name__, url_prefix="/l")
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # The URL carries a token: never leak it in a Referer, never cache or index the page.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
+
+
+class AnswerForm(Form):  # type: ignore[misc]
+    action = SelectField(choices=[a.value for a in Action], validators=[InputRequired()])
+    quantity = IntegerField(validators=[Optional(), NumberRange(1, answers.MAX_QUANTITY)])
+    snooze_days = SelectField(
+        choices=[str(d) for d in answers.SNOOZE_CHOICES], validators=[Optional()]
+    )
+
+
+class PlanForm(Form):  # type: ignore[misc]
+    action = SelectField(
+        choices=["pause", "resume", "stop", "interval", "unsubscribe", "subscribe"],
+        validators=[InputRequired()],
+    )
+    plan_id = IntegerField(validators=[Optional()])
+    interval_days = IntegerField(
+        validators=[
+            Optional(),
+            NumberRange(preferences.MIN_PREFERRED_DAYS, preferences.MAX_PREFERRED_DAYS),
+        ]
+    )
+
+
+def _claim(purpose: Purpose, token: str, now: datetime) -> LinkClaim:
+    settings = current_settings()
+    return read_token(
+        settings.secret_key, purpose, token, timedelta(days=settings.link_max_age_days), now
+    )
+
+
+def _link_problem(error: LinkError, purpose: Purpose, token: str) -> tuple[str, int]:
+    """The friendly page for a link we cannot use, offering a fresh one when we know whose."""
+    if isinstance(error, ExpiredLink):
+        customer = _owner(purpose, error.record_id)
+        if customer is not None:
+            g.locale = customer.locale.value
+        page = render_template("links/problem.html", problem="expired", token=token,
+                               purpose=purpose.value, can_refresh=customer is not None)  # fmt: skip
+        return page, 410
+    return render_template("links/problem.html", problem="invalid", can_refresh=False), 404
+
+
+def _owner(purpose: Purpose, record_id: int) -> Customer | None:
+    """The customer a link was made for (a prompt's customer, or the customer itself)."""
+    if purpose is Purpose.PROMPT:
+        view = answers.find_prompt(get_session(), record_id)
+        return view.customer if view else None
+    return get_session().get(Customer, record_id)
+
+
+@bp.route("/p/<token>", methods=["GET", "POST"])
+def prompt_page(token: str) -> tuple[str, int] | str:
+    now = utcnow()
+    session = get_session()
+    try:
+        claim = _claim(Purpose.PROMPT, token, now)
+    except LinkError as error:
+        return _link_problem(error, Purpose.PROMPT, token)
+    view = answers.find_prompt(session, claim.record_id)
+    if view is None or view.prompt.nonce != claim.nonce:
+        return _link_problem(TamperedLink("unknown prompt"), Purpose.PROMPT, token)
+    g.locale = view.customer.locale.value
+    g.timezone = view.customer.timezone
+    form = AnswerForm(request.form if request.method == "POST" else None)
+    if request.method == "POST":
+        if not form.validate() or (form.action.data == "snooze" and not form.snooze_days.data):
+            return _prompt_template(view, form, token, now), 400
+        view = answers.answer(
+            session, current_settings(), view, Action(form.action.data), now,
+            quantity=form.quantity.data, snooze_days=int(form.snooze_days.data or 0) or None,
+        )  # fmt: skip
+        session.commit()
+    return _prompt_template(view, form, token, now)
+
+
+def _prompt_template(view: PromptView, form: AnswerForm, token: str, now: datetime) -> str:
+    return render_template(
+        "links/prompt.html",
+        view=view,
+        form=form,
+        token=token,
+        can_undo=view.can_undo(now),
+        open=view.prompt.status is PromptStatus.SENT,
+        snooze_choices=answers.SNOOZE_CHOICES,
+        max_quantity=answers.MAX_QUANTITY,
+        manage_token=_manage_token(current_settings(), view.customer, now),
+    )
+
+
+def _manage_token(settings: Settings, customer: Customer, now: datetime) -> str:
+    assert customer.id is not None
+    return make_token(
+        settings.secret_key, Purpose.MANAGE, customer.id, str(customer.link_version), now
+    )
+
+
+def _customer(purpose: Purpose, token: str, now: datetime) -> Customer | tuple[str, int]:
+    try:
+        claim = _claim(purpose, token, now)
+    except LinkError as error:
+        return _link_problem(error, purpose, token)
+    customer = get_session().get(Customer, claim.record_id)
+    if customer is None or str(customer.link_version) != claim.nonce:
+        return _link_problem(TamperedLink("revoked"), purpose, token)
+    g.locale = customer.locale.value
+    return customer
+
+
+@bp.route("/m/<token>", methods=["GET", "POST"])
+def manage_page(token: str) -> tuple[str, int] | str:
+    now = utcnow()
+    session = get_session()
+    customer = _customer(Purpose.MANAGE, token, now)
+    if not isinstance(customer, Customer):
+        return customer
+    form = PlanForm(request.form if request.method == "POST" else None)
+    error = None
+    if request.method == "POST":
+        error = "invalid" if not form.validate() else _apply_plan_form(session, customer, form, now)
+        if error is None:
+            session.commit()
+    plans = preferences.customer_plans(session, customer.id)  # type: ignore[arg-type]
+    return render_template("links/manage.html", customer=customer, plans=plans, form=form,
+                           error=error, token=token), (400 if error else 200)  # fmt: skip
+
+
+def _apply_plan_form(
+    session: Session, customer: Customer, form: PlanForm, now: datetime
+) -> str | None:
+    action = form.action.data
+    if action in ("unsubscribe", "subscribe"):
+        preferences.set_subscribed(session, customer, action == "subscribe", now)
+        return None
+    plan = session.get(Plan, form.plan_id.data or 0)
+    if plan is None or plan.customer_id != customer.id:
+        abort(404)
+    if action == "interval":
+        preferences.change_plan(session, customer, plan, now,
+                                preferred_interval_days=form.interval_days.data)  # fmt: skip
+    else:
+        status = {"pause": PlanStatus.PAUSED, "resume": PlanStatus.ACTIVE,
+                  "stop": PlanStatus.STOPPED}[action]  # fmt: skip
+        preferences.change_plan(session, customer, plan, now, status=status)
+    return None
+
+
+@bp.route("/u/<token>", methods=["GET", "POST"])
+def unsubscribe_page(token: str) -> tuple[str, int] | str:
+    """RFC 8058: mail clients POST ``List-Unsubscribe=One-Click`` here without a page view."""
+    now = utcnow()
+    customer = _customer(Purpose.UNSUBSCRIBE, token, now)
+    if not isinstance(customer, Customer):
+        return customer
+    if request.method == "POST":
+        preferences.set_subscribed(get_session(), customer, False, now)
+        get_session().commit()
+    manage_token = _manage_token(current_settings(), customer, now)
+    return render_template("links/unsubscribe.html", customer=customer, token=token,
+                           done=customer.unsubscribed_at is not None,
+                           manage_token=manage_token)  # fmt: skip
+
+
+@bp.route("/fresh", methods=["POST"])
+def fresh_link() -> tuple[str, int] | str | Response:
+    """Email a new plans-page link to the owner of an expired link."""
+    now = utcnow()
+    token = request.form.get("token", "")
+    try:
+        purpose = Purpose(request.form.get("purpose", ""))
+        _claim(purpose, token, now)
+    except ValueError:
+        return _link_problem(TamperedLink("bad purpose"), Purpose.MANAGE, token)
+    except ExpiredLink as expired:
+        session = get_session()
+        customer = _owner(purpose, expired.record_id)
+        if customer is None:
+            return _link_problem(TamperedLink("unknown"), purpose, token)
+        g.locale = customer.locale.value
+        send_fresh_link(session, current_settings(), customer, now)
+        session.commit()
+        return render_template("links/problem.html", problem="sent", can_refresh=False)
+    except LinkError as error:
+        return _link_problem(error, purpose, token)
+    # Still valid: nothing to refresh.
+    return render_template("links/problem.html", problem="valid", can_refresh=False)

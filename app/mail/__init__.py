@@ -1,0 +1,2 @@
+"""Email: building the messages (``render``) and handing them to SMTP or the mailbox
+(``transport``)."""

@@ -1,0 +1,108 @@
+"""The job list: each sweep is an entry point that owns its transactions and reads the clock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from app.config import current_settings
+from app.db import get_engine, utcnow
+from app.services import delivery, forecasting, prompts
+
+logger = logging.getLogger(__name__)
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often sweeps run and how long claims last (shortened in tests)."""
+
+    every_seconds: float = 15
+    lease: timedelta = timedelta(minutes=5)
+    batch: int = 200
+
+
+def _session() -> Session:
+    return Session(get_engine(), expire_on_commit=False)
+
+
+def dispatch_due_prompts(timing: Timing) -> int:
+    """Schedule prompts whose day has come, then email the due ones until none are left."""
+    settings = current_settings()
+    sent = 0
+    with _session() as session:
+        while prompts.schedule_prompts(session, settings, utcnow()) > 0:
+            session.commit()
+        session.commit()
+        while True:
+            result = prompts.dispatch_due_prompts(
+                session, settings, WORKER, utcnow(), limit=timing.batch, lease=timing.lease
+            )
+            session.commit()
+            sent += result.emails
+            if result.emails + result.postponed + result.cancelled == 0:
+                return sent
+
+
+def deliver_outbox(timing: Timing) -> int:
+    """Deliver due emails and webhooks until none are left."""
+    settings = current_settings()
+    done = 0
+    with _session() as session:
+        while True:
+            result = delivery.deliver_outbox(
+                session, settings, WORKER, utcnow, limit=timing.batch, lease=timing.lease
+            )
+            done += result.delivered
+            if result.delivered + result.failed == 0:
+                return done
+
+
+def expire_prompts(timing: Timing) -> int:
+    settings = current_settings()
+    with _session() as session:
+        expired = prompts.expire_prompts(session, settings.default_timezone, utcnow())
+        session.commit()
+        return expired
+
+
+def refit_forecasts(timing: Timing) -> int:
+    """Nightly: fit the population again on all history and re-score every plan."""
+    settings = current_settings()
+    now = utcnow()
+    with _session() as session:
+        try:
+            today = now.astimezone(ZoneInfo(settings.default_timezone)).date()
+            result = forecasting.refit(session, today, now)
+        except ValueError as exc:  # no history yet
+            logger.info("refit skipped: %s", exc)
+            return 0
+        session.commit()
+        return result.n_plans_written
+
+
+Job = Callable[[Timing], int]
+INTERVAL_JOBS: tuple[Job, ...] = (dispatch_due_prompts, deliver_outbox, expire_prompts)
+NIGHTLY_JOBS: tuple[Job, ...] = (refit_forecasts,)
+ALL_JOBS = {job.__name__: job for job in (*INTERVAL_JOBS, *NIGHTLY_JOBS)}
+
+
+def run_job(app: Flask, job: Job, timing: Timing) -> None:
+    """Run one sweep in an app context; a failing sweep is logged and tried again next time."""
+    with app.app_context():
+        try:
+            count = job(timing)
+        except Exception:
+            logger.exception("job %s failed", job.__name__)
+            return
+        if count:
+            logger.info("job %s: %d", job.__name__, count)

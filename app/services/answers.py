@@ -1,0 +1,237 @@
+"""Customers' answers to prompts, and their own plan settings: the service behind the links.
+
+Every answer is evidence for the forecaster (a skip: still had stock that day; a snooze of n
+days: at least n more days; a confirm: ran out about now) and reschedules the plan. Acting twice
+gives the first result again: each answer is a guarded ``UPDATE ... WHERE status = 'sent'``, so
+two clicks racing each other cannot both act, and a reorder is unique per prompt.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app.config import Settings, allowed_hours
+from app.models import (
+    ActorType,
+    Customer,
+    OutboxKind,
+    Plan,
+    PlanStatus,
+    Product,
+    Prompt,
+    PromptStatus,
+    Reorder,
+    ReorderStatus,
+)
+from app.services import outbox
+from app.services.audit import record
+from app.services.forecasting import reestimate
+from app.services.reorders import reorder_event_data
+from app.services.timing import learned_send_hour
+from app.services.webhooks import event_body
+
+logger = logging.getLogger(__name__)
+
+SNOOZE_CHOICES = (3, 7, 14)
+MAX_QUANTITY = 99
+SKIP_REST_DAYS = 7
+"""After "skip this time", the plan is not prompted again for at least this many days."""
+
+
+class Action(enum.StrEnum):
+    CONFIRM = "confirm"
+    SKIP = "skip"
+    SNOOZE = "snooze"
+    STOP = "stop"
+    UNDO = "undo"
+
+
+_ANSWERED = {
+    Action.CONFIRM: PromptStatus.CONFIRMED,
+    Action.SKIP: PromptStatus.SKIPPED,
+    Action.SNOOZE: PromptStatus.SNOOZED,
+    Action.STOP: PromptStatus.STOPPED,
+}
+
+
+@dataclass
+class PromptView:
+    """A prompt with everything its page shows."""
+
+    prompt: Prompt
+    plan: Plan
+    product: Product
+    customer: Customer
+    reorder: Reorder | None
+
+    def can_undo(self, now: datetime) -> bool:
+        r = self.reorder
+        return r is not None and r.status is ReorderStatus.PENDING and now < r.handoff_at
+
+
+def find_prompt(session: Session, prompt_id: int) -> PromptView | None:
+    prompt = session.get(Prompt, prompt_id)
+    if prompt is None:
+        return None
+    plan = session.get_one(Plan, prompt.plan_id)
+    reorder = session.scalar(select(Reorder).where(col(Reorder.prompt_id) == prompt_id))
+    return PromptView(
+        prompt,
+        plan,
+        session.get_one(Product, plan.product_id),
+        session.get_one(Customer, prompt.customer_id),
+        reorder,
+    )
+
+
+def answer(
+    session: Session,
+    settings: Settings,
+    view: PromptView,
+    action: Action,
+    now: datetime,
+    quantity: int | None = None,
+    snooze_days: int | None = None,
+) -> PromptView:
+    """Apply the customer's ``action`` to a sent prompt; returns the prompt as it now stands.
+
+    A prompt that is no longer ``sent`` (answered already, expired, cancelled) is returned
+    unchanged: the page shows what happened before. UNDO withdraws a confirm whose reorder is
+    still inside its undo window and opens the prompt again.
+    """
+    if action is Action.UNDO:
+        return _undo(session, view, now)
+    prompt, customer = view.prompt, view.customer
+    today = now.astimezone(ZoneInfo(customer.timezone)).date()
+    values: dict[str, object] = {
+        "status": _ANSWERED[action],
+        "answered_at": now,
+        "answered_on": today,
+        "updated_at": now,
+    }
+    if action is Action.CONFIRM:
+        values["answered_quantity"] = quantity or prompt.quantity
+    if action is Action.SNOOZE:
+        values["snooze_days"] = snooze_days
+    taken = session.execute(
+        update(Prompt)
+        .where(col(Prompt.id) == prompt.id, col(Prompt.status) == PromptStatus.SENT)
+        .values(**values)
+    )
+    session.refresh(prompt)
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        return view
+    plan, product = view.plan, view.product
+    before = {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before)}
+    if action is Action.CONFIRM:
+        view.reorder = _confirm(session, settings, view, now)
+        plan.prompt_not_before = today + timedelta(days=max(product.min_interval_days, 1))
+    elif action is Action.SKIP:
+        plan.prompt_not_before = today + timedelta(days=SKIP_REST_DAYS)
+    elif action is Action.SNOOZE:
+        plan.prompt_not_before = today + timedelta(days=snooze_days or SNOOZE_CHOICES[0])
+    else:
+        plan.status = PlanStatus.STOPPED
+        plan.prompt_on = None
+    plan.updated_at = now
+    _learn_send_hour(session, settings, customer)
+    record(session, now, ActorType.CUSTOMER, customer.external_id, f"prompt.{action.value}",
+           "plan", str(plan.id), before,
+           {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before),
+            "prompt_id": prompt.id, "quantity": prompt.answered_quantity,
+            "snooze_days": prompt.snooze_days})  # fmt: skip
+    session.flush()
+    reestimate(session, {(plan.customer_id, plan.product_id)}, today, now)
+    logger.info("prompt %s answered %s by customer %s", prompt.id, action.value, customer.id)
+    return view
+
+
+def _confirm(session: Session, settings: Settings, view: PromptView, now: datetime) -> Reorder:
+    prompt = view.prompt
+    reorder = Reorder(
+        prompt_id=prompt.id,  # type: ignore[arg-type]
+        plan_id=view.plan.id,  # type: ignore[arg-type]
+        customer_id=view.customer.id,  # type: ignore[arg-type]
+        product_id=view.product.id,  # type: ignore[arg-type]
+        quantity=prompt.answered_quantity or prompt.quantity,
+        status=ReorderStatus.PENDING,
+        confirmed_at=now,
+        handoff_at=now + timedelta(minutes=settings.undo_minutes),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(reorder)
+    session.flush()
+    if settings.webhook_url:
+        _enqueue_event(session, settings, "reorder.confirmed", view, reorder, now,
+                       available_at=reorder.handoff_at)  # fmt: skip
+    return reorder
+
+
+def _enqueue_event(
+    session: Session,
+    settings: Settings,
+    event_type: str,
+    view: PromptView,
+    reorder: Reorder,
+    now: datetime,
+    available_at: datetime | None = None,
+) -> None:
+    body = event_body(event_type, reorder_event_data(view.customer, view.product, reorder), now)
+    outbox.enqueue(
+        session, OutboxKind.WEBHOOK, f"msg_{event_type}_{reorder.id}", event_type,
+        settings.webhook_url or "", body, now, available_at=available_at,
+        customer_id=view.customer.id,
+    )  # fmt: skip
+
+
+def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
+    reorder = view.reorder
+    if reorder is None or not view.can_undo(now):
+        return view
+    # Still inside the undo window, so its webhook (due at hand-off) has not been claimed.
+    outbox.cancel_pending(session, f"msg_reorder.confirmed_{reorder.id}", now)
+    # Never handed off, so no trace is owed to the backend: the reorder goes (the audit log
+    # keeps the record) and a new confirm makes a new one.
+    session.delete(reorder)
+    prompt = view.prompt
+    prompt.status = PromptStatus.SENT
+    prompt.answered_at = None
+    prompt.answered_on = None
+    prompt.answered_quantity = None
+    prompt.updated_at = now
+    view.plan.prompt_not_before = None
+    record(session, now, ActorType.CUSTOMER, view.customer.external_id, "prompt.undo", "plan",
+           str(view.plan.id), {"reorder_id": reorder.id, "status": "pending"},
+           {"reorder_id": reorder.id, "status": "withdrawn"})  # fmt: skip
+    session.flush()
+    view.reorder = None
+    return view
+
+
+def _learn_send_hour(session: Session, settings: Settings, customer: Customer) -> None:
+    zone = ZoneInfo(customer.timezone)
+    times = session.scalars(
+        select(col(Prompt.answered_at))
+        .where(col(Prompt.customer_id) == customer.id, col(Prompt.answered_at).is_not(None))
+        .order_by(col(Prompt.answered_at).desc())
+        .limit(20)
+    ).all()
+    hour = learned_send_hour(
+        (t.astimezone(zone).hour for t in times if t is not None),
+        allowed_hours(settings.quiet_hours),
+    )
+    if hour is not None:
+        customer.send_hour = hour
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None

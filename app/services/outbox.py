@@ -1,0 +1,224 @@
+"""The outbox: emails and webhooks written with the change that caused them, delivered later.
+
+A row is written in the same transaction as its cause (a prompt sent, a reorder confirmed), so
+either both happen or neither. Deliverers claim rows with a lease; a delivered row is marked in
+its own short transaction right after the remote side accepted it, so a crash can repeat at most
+the one message in flight, and that one with the same ``dedupe_key`` (the email's Message-ID,
+the webhook's ``webhook-id``), which lets the receiver drop the repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app.db import pk, table_of
+from app.models import ActorType, Outbox, OutboxKind, OutboxStatus
+from app.services.audit import record
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    kind: OutboxKind
+    event_type: str
+    recipient: str
+    payload: str
+    dedupe_key: str
+    attempts: int
+    created_at: datetime
+
+
+def enqueue(
+    session: Session,
+    kind: OutboxKind,
+    dedupe_key: str,
+    event_type: str,
+    recipient: str,
+    payload: str,
+    now: datetime,
+    available_at: datetime | None = None,
+    customer_id: int | None = None,
+) -> Outbox:
+    """Add a message to deliver (in the caller's transaction) no earlier than ``available_at``."""
+    row = Outbox(
+        kind=kind,
+        dedupe_key=dedupe_key,
+        status=OutboxStatus.PENDING,
+        event_type=event_type,
+        recipient=recipient,
+        customer_id=customer_id,
+        payload=payload,
+        available_at=available_at or now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def claim(
+    session: Session, worker: str, now: datetime, limit: int, lease: timedelta
+) -> list[Claimed]:
+    """Claim up to ``limit`` messages that are due, or whose previous claim's lease ran out.
+
+    One guarded ``UPDATE ... RETURNING``; on PostgreSQL its row choice skips rows another
+    deliverer is claiming at the same moment (``FOR UPDATE SKIP LOCKED``).
+    """
+    outbox = table_of(Outbox)
+    due = (
+        select(outbox.c.id)
+        .where(
+            or_(
+                and_(outbox.c.status == OutboxStatus.PENDING.value, outbox.c.available_at <= now),
+                and_(outbox.c.status == OutboxStatus.SENDING.value, outbox.c.lease_until < now),
+            )
+        )
+        .order_by(outbox.c.available_at, outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(outbox)
+        .where(outbox.c.id.in_(due.scalar_subquery()))
+        .values(
+            status=OutboxStatus.SENDING.value,
+            claimed_by=worker,
+            lease_until=now + lease,
+            updated_at=now,
+        )
+        .returning(
+            outbox.c.id,
+            outbox.c.kind,
+            outbox.c.event_type,
+            outbox.c.recipient,
+            outbox.c.payload,
+            outbox.c.dedupe_key,
+            outbox.c.attempts,
+            outbox.c.created_at,
+        )
+    )
+    rows = session.execute(statement).all()
+    claimed = [
+        Claimed(
+            r.id,
+            OutboxKind(r.kind),
+            r.event_type,
+            r.recipient,
+            r.payload,
+            r.dedupe_key,
+            r.attempts,
+            r.created_at,
+        )
+        for r in rows
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+def mark_delivered(session: Session, outbox_id: int, worker: str, now: datetime) -> bool:
+    """Record a delivery; False if the claim was lost (the lease ran out and another took it)."""
+    result = session.execute(
+        update(Outbox)
+        .where(
+            pk(Outbox) == outbox_id,
+            col(Outbox.status) == OutboxStatus.SENDING,
+            col(Outbox.claimed_by) == worker,
+        )
+        .values(
+            status=OutboxStatus.DELIVERED,
+            attempts=col(Outbox.attempts) + 1,
+            delivered_at=now,
+            lease_until=None,
+            last_error=None,
+            updated_at=now,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_failed(
+    session: Session,
+    outbox_id: int,
+    worker: str,
+    now: datetime,
+    error: str,
+    retry_for: timedelta,
+) -> OutboxStatus | None:
+    """Record a failed attempt: retry later with exponential backoff, or dead-letter the
+    message once ``retry_for`` has passed since it was written. None if the claim was lost."""
+    row = session.get(Outbox, outbox_id, with_for_update=True)
+    if row is None or row.status is not OutboxStatus.SENDING or row.claimed_by != worker:
+        return None
+    row.attempts += 1
+    row.last_error = error[:1000]
+    row.lease_until = None
+    row.updated_at = now
+    next_at = now + backoff(row.attempts)
+    if next_at - row.created_at > retry_for:
+        row.status = OutboxStatus.DEAD
+        logger.warning("outbox %s (%s) dead after %d attempts: %s", row.id, row.event_type,
+                       row.attempts, error)  # fmt: skip
+    else:
+        row.status = OutboxStatus.PENDING
+        row.available_at = next_at
+    return row.status
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failure: 30 s, 1 min, 2 min, ... capped at 6 h."""
+    wait: timedelta = FIRST_RETRY * 2 ** min(attempts - 1, 20)
+    return min(wait, MAX_RETRY)
+
+
+def replay(session: Session, outbox_id: int, now: datetime, actor: str) -> Outbox:
+    """Send a dead (or delivered) message again, from now, with a fresh retry window.
+
+    Raises LookupError for an unknown id and ValueError for a message still on its way.
+    """
+    row = session.get(Outbox, outbox_id, with_for_update=True)
+    if row is None:
+        raise LookupError(f"no outbox message {outbox_id}")
+    if row.status not in (OutboxStatus.DEAD, OutboxStatus.DELIVERED):
+        raise ValueError(f"outbox message {outbox_id} is {row.status.value}, not dead or delivered")
+    before = {"status": row.status.value, "attempts": row.attempts}
+    row.status = OutboxStatus.PENDING
+    row.attempts = 0
+    row.available_at = now
+    # The retry window counts from here: a replay gets the full window again.
+    row.created_at = now
+    row.updated_at = now
+    row.last_error = None
+    record(session, now, ActorType.USER, actor, "replay", "outbox", str(row.id), before,
+           {"status": row.status.value, "attempts": 0})  # fmt: skip
+    return row
+
+
+def cancel_pending(session: Session, dedupe_key: str, now: datetime) -> bool:
+    """Withdraw a message not yet sent (e.g. an undone confirm's webhook)."""
+    result = session.execute(
+        update(Outbox)
+        .where(col(Outbox.dedupe_key) == dedupe_key, col(Outbox.status) == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CANCELLED, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def backlog(session: Session) -> dict[tuple[str, str], int]:
+    """Message counts by (kind, status)."""
+    rows = session.execute(
+        select(col(Outbox.kind), col(Outbox.status), func.count()).group_by(
+            col(Outbox.kind), col(Outbox.status)
+        )
+    )
+    return {(kind.value, status.value): n for kind, status, n in rows}

@@ -1,0 +1,84 @@
+"""What customers change on their own plans page: pause, resume, stop, a fixed interval, and
+unsubscribing from every reminder."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app.models import ActorType, Customer, Plan, PlanStatus, Product
+from app.services.audit import record
+from app.services.forecasting import reestimate
+from app.services.prompts import cancel_open
+
+MIN_PREFERRED_DAYS = 1
+MAX_PREFERRED_DAYS = 365
+
+
+def customer_plans(session: Session, customer_id: int) -> list[tuple[Plan, Product]]:
+    rows = session.execute(
+        select(Plan, Product)
+        .join(Product, col(Product.id) == col(Plan.product_id))
+        .where(col(Plan.customer_id) == customer_id, col(Plan.n_purchases) > 0)
+        .order_by(col(Product.name), col(Product.id))
+    ).all()
+    return [(plan, product) for plan, product in rows]
+
+
+def change_plan(
+    session: Session,
+    customer: Customer,
+    plan: Plan,
+    now: datetime,
+    status: PlanStatus | None = None,
+    preferred_interval_days: int | bool | None = False,
+) -> Plan:
+    """Set a plan's status and/or fixed interval (``False``: leave the interval as it is).
+
+    Pausing or stopping cancels the plan's open prompt; every change re-schedules the plan.
+    Raises ValueError for an interval outside 1..365 days.
+    """
+    before = {"status": plan.status.value, "preferred_interval_days": plan.preferred_interval_days}
+    if status is not None:
+        plan.status = status
+    if preferred_interval_days is not False:
+        days = preferred_interval_days
+        if days is not None and not MIN_PREFERRED_DAYS <= int(days) <= MAX_PREFERRED_DAYS:
+            raise ValueError("interval must be between 1 and 365 days")
+        plan.preferred_interval_days = None if days is None else int(days)
+    plan.updated_at = now
+    if plan.status is not PlanStatus.ACTIVE:
+        plan.prompt_on = None
+        cancel_open(session, [plan.id], f"plan {plan.status.value}", now)  # type: ignore[list-item]
+    else:
+        # A resumed or re-timed plan starts afresh from its forecast.
+        plan.prompt_not_before = None
+        cancel_open(session, [plan.id], "plan changed", now)  # type: ignore[list-item]
+    after = {"status": plan.status.value, "preferred_interval_days": plan.preferred_interval_days}
+    record(session, now, ActorType.CUSTOMER, customer.external_id, "plan.change", "plan",
+           str(plan.id), before, after)  # fmt: skip
+    session.flush()
+    today = now.astimezone(ZoneInfo(customer.timezone)).date()
+    reestimate(session, {(plan.customer_id, plan.product_id)}, today, now)
+    return plan
+
+
+def set_subscribed(session: Session, customer: Customer, subscribed: bool, now: datetime) -> None:
+    """Unsubscribe from every reminder (cancelling open prompts), or come back."""
+    if subscribed == (customer.unsubscribed_at is None):
+        return
+    customer.unsubscribed_at = None if subscribed else now
+    customer.updated_at = now
+    if not subscribed:
+        plan_ids = list(
+            session.scalars(select(col(Plan.id)).where(col(Plan.customer_id) == customer.id))
+        )
+        cancel_open(session, [p for p in plan_ids if p is not None], "unsubscribed", now)
+    record(session, now, ActorType.CUSTOMER, customer.external_id,
+           "subscribe" if subscribed else "unsubscribe", "customer", customer.external_id,
+           None, {"subscribed": subscribed})  # fmt: skip
+    session.flush()

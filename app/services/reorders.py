@@ -1,0 +1,154 @@
+"""Reorders from the EC backend's side: the pull feed, acknowledgements, fulfilment, cancelling."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app.config import Settings
+from app.db import pk
+from app.models import ActorType, Customer, Order, OutboxKind, Product, Reorder, ReorderStatus
+from app.services import outbox
+from app.services.audit import record
+from app.services.webhooks import event_body
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReorderItem:
+    reorder: Reorder
+    customer: Customer
+    product: Product
+
+
+class ReorderNotFound(LookupError):
+    pass
+
+
+class ReorderConflict(ValueError):
+    """The reorder is in a state that does not allow the request (e.g. ack of a cancelled one)."""
+
+
+def reorder_event_data(customer: Customer, product: Product, reorder: Reorder) -> dict[str, object]:
+    """What the backend learns about a reorder (webhook data and pull-feed item)."""
+    return {
+        "reorder_id": reorder.id,
+        "status": reorder.status.value,
+        "customer_external_id": customer.external_id,
+        "product_external_id": product.external_id,
+        "quantity": reorder.quantity,
+        "confirmed_at": reorder.confirmed_at.isoformat(),
+    }
+
+
+def feed(
+    session: Session, status: ReorderStatus, now: datetime, after_id: int, limit: int
+) -> list[ReorderItem]:
+    """Reorders in ``status`` (pending ones only once their undo window has passed), by id."""
+    query = (
+        select(Reorder, Customer, Product)
+        .join(Customer, col(Customer.id) == col(Reorder.customer_id))
+        .join(Product, col(Product.id) == col(Reorder.product_id))
+        .where(col(Reorder.status) == status, pk(Reorder) > after_id)
+        .order_by(pk(Reorder))
+        .limit(limit)
+    )
+    if status is ReorderStatus.PENDING:
+        query = query.where(col(Reorder.handoff_at) <= now)
+    return [ReorderItem(r, c, p) for r, c, p in session.execute(query).all()]
+
+
+def get_item(session: Session, reorder_id: int, now: datetime) -> ReorderItem:
+    """A reorder the backend may see. Raises ReorderNotFound (also while it can be undone)."""
+    reorder = session.get(Reorder, reorder_id)
+    if reorder is None or reorder.handoff_at > now:
+        raise ReorderNotFound(f"no reorder {reorder_id}")
+    return ReorderItem(
+        reorder,
+        session.get_one(Customer, reorder.customer_id),
+        session.get_one(Product, reorder.product_id),
+    )
+
+
+def acknowledge(session: Session, reorder_id: int, actor: str, now: datetime) -> ReorderItem:
+    """The backend has taken the reorder. Safe to repeat; a fulfilled one stays fulfilled.
+
+    Raises ReorderNotFound, or ReorderConflict for a cancelled reorder.
+    """
+    item = get_item(session, reorder_id, now)
+    reorder = item.reorder
+    if reorder.status is ReorderStatus.CANCELLED:
+        raise ReorderConflict(f"reorder {reorder_id} was cancelled")
+    if reorder.status is ReorderStatus.PENDING:
+        reorder.status = ReorderStatus.ACKNOWLEDGED
+        reorder.acknowledged_at = now
+        reorder.updated_at = now
+        record(session, now, ActorType.API_CLIENT, actor, "ack", "reorder", str(reorder_id),
+               {"status": "pending"}, {"status": "acknowledged"})  # fmt: skip
+        session.flush()
+    return item
+
+
+def fulfil(session: Session, fulfilled_by: dict[int, str], now: datetime) -> int:
+    """Mark reorders fulfilled by synced orders (reorder id -> the order's external id)."""
+    done = 0
+    for reorder_id, order_ext in sorted(fulfilled_by.items()):
+        order_id = session.scalar(select(pk(Order)).where(col(Order.external_id) == order_ext))
+        result = session.execute(
+            update(Reorder)
+            .where(
+                pk(Reorder) == reorder_id,
+                col(Reorder.status).in_([ReorderStatus.PENDING, ReorderStatus.ACKNOWLEDGED]),
+            )
+            .values(
+                status=ReorderStatus.FULFILLED,
+                fulfilled_at=now,
+                fulfilled_order_id=order_id,
+                updated_at=now,
+            )
+        )
+        done += result.rowcount  # type: ignore[attr-defined]
+    if done:
+        logger.info("%d reorders fulfilled by synced orders", done)
+    return done
+
+
+def cancel(
+    session: Session, settings: Settings, reorder_id: int, actor: str, now: datetime
+) -> Reorder:
+    """Ops cancel a reorder the backend has not fulfilled; the backend hears of it by webhook
+    (``reorder.cancelled``) and in the feed. Raises ReorderNotFound or ReorderConflict."""
+    reorder = session.get(Reorder, reorder_id, with_for_update=True)
+    if reorder is None:
+        raise ReorderNotFound(f"no reorder {reorder_id}")
+    if reorder.status in (ReorderStatus.FULFILLED, ReorderStatus.CANCELLED):
+        raise ReorderConflict(f"reorder {reorder_id} is already {reorder.status.value}")
+    before = {"status": reorder.status.value}
+    reorder.status = ReorderStatus.CANCELLED
+    reorder.cancelled_at = now
+    reorder.updated_at = now
+    handed_off = reorder.handoff_at <= now
+    outbox.cancel_pending(session, f"msg_reorder.confirmed_{reorder.id}", now)
+    if settings.webhook_url and handed_off:
+        body = event_body(
+            "reorder.cancelled",
+            reorder_event_data(
+                session.get_one(Customer, reorder.customer_id),
+                session.get_one(Product, reorder.product_id),
+                reorder,
+            ),
+            now,
+        )
+        outbox.enqueue(session, OutboxKind.WEBHOOK, f"msg_reorder.cancelled_{reorder.id}",
+                       "reorder.cancelled", settings.webhook_url, body, now,
+                       customer_id=reorder.customer_id)  # fmt: skip
+    record(session, now, ActorType.USER, actor, "cancel", "reorder", str(reorder_id), before,
+           {"status": "cancelled"})  # fmt: skip
+    session.flush()
+    return reorder

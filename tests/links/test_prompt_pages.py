@@ -1,0 +1,154 @@
+"""The pages behind prompt links: GET shows, POST acts, once."""
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from app.db import get_session
+from app.models import Outbox, OutboxStatus, Plan, PromptStatus, Reorder, ReorderStatus
+from tests.conftest import BASE_URL
+from tests.factories import NOW, make_plan
+from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, text_part
+
+
+@pytest.fixture
+def links(app):
+    """The prompt, manage and unsubscribe paths of one sent prompt email."""
+    with app.app_context():
+        make_plan(get_session())
+        get_session().commit()
+    dispatch(app)
+    deliver(app)
+    [message] = mailbox(app)
+    urls = re.findall(re.escape(BASE_URL) + r"(/l/[pmu]/\S+)", text_part(message))
+    return {url[3]: url for url in urls}
+
+
+@pytest.fixture
+def at_now(monkeypatch):
+    """Pin the clock the pages read (they are entry points) to a settable moment."""
+    clock = {"now": NOW + timedelta(minutes=1)}
+    monkeypatch.setattr("app.links.views.utcnow", lambda: clock["now"])
+    return clock
+
+
+def _reorders(app):
+    with app.app_context():
+        return get_session().query(Reorder).all()
+
+
+def test_get_shows_the_question_and_changes_nothing(client, app, links, at_now):
+    page = client.get(links["p"])
+    assert page.status_code == 200
+    assert "はい、注文します" in page.text
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert prompt_rows(app)[0].status is PromptStatus.SENT
+    assert _reorders(app) == []
+
+
+def test_confirm_creates_one_reorder_and_repeating_it_shows_the_same_result(
+    client, app, links, at_now
+):
+    first = client.post(links["p"], data={"action": "confirm", "quantity": "3"})
+    assert first.status_code == 200
+    assert "ご注文を承りました：3個お届けします。" in first.text
+    again = client.post(links["p"], data={"action": "confirm", "quantity": "5"})
+    assert "ご注文を承りました：3個お届けします。" in again.text
+    [reorder] = _reorders(app)
+    assert (reorder.quantity, reorder.status) == (3, ReorderStatus.PENDING)
+    assert prompt_rows(app)[0].status is PromptStatus.CONFIRMED
+
+
+def test_a_different_answer_after_confirming_keeps_the_confirm(client, app, links, at_now):
+    client.post(links["p"], data={"action": "confirm"})
+    page = client.post(links["p"], data={"action": "skip"})
+    assert "ご注文を承りました" in page.text
+    assert prompt_rows(app)[0].status is PromptStatus.CONFIRMED
+
+
+def test_confirm_can_be_undone_inside_the_window_only(client, app, links, at_now):
+    client.post(links["p"], data={"action": "confirm"})
+    page = client.post(links["p"], data={"action": "undo"})
+    assert "はい、注文します" in page.text  # asked again
+    assert _reorders(app) == []
+    client.post(links["p"], data={"action": "confirm"})
+    at_now["now"] += timedelta(minutes=6)
+    page = client.post(links["p"], data={"action": "undo"})
+    assert "ご注文を承りました" in page.text
+    assert len(_reorders(app)) == 1
+
+
+def test_skip_moves_the_next_prompt_a_week_out(client, app, links, at_now):
+    client.post(links["p"], data={"action": "skip"})
+    assert prompt_rows(app)[0].status is PromptStatus.SKIPPED
+    with app.app_context():
+        plan = get_session().query(Plan).one()
+        assert plan.prompt_not_before == (NOW + timedelta(days=7)).date()
+
+
+@pytest.mark.parametrize("days", [3, 7, 14])
+def test_snooze_moves_the_next_prompt_by_the_chosen_days(client, app, links, at_now, days):
+    page = client.post(links["p"], data={"action": "snooze", "snooze_days": str(days)})
+    assert f"{days}日後に改めてお知らせします" in page.text
+    with app.app_context():
+        plan = get_session().query(Plan).one()
+        assert plan.prompt_not_before == (NOW + timedelta(days=days)).date()
+
+
+def test_snooze_of_an_unoffered_length_is_refused_and_changes_nothing(client, app, links, at_now):
+    page = client.post(links["p"], data={"action": "snooze", "snooze_days": "100"})
+    assert page.status_code == 400
+    assert prompt_rows(app)[0].status is PromptStatus.SENT
+
+
+def test_quantity_out_of_range_is_refused_with_the_reason(client, app, links, at_now):
+    page = client.post(links["p"], data={"action": "confirm", "quantity": "0"})
+    assert page.status_code == 400
+    assert 'role="alert"' in page.text
+    assert _reorders(app) == []
+
+
+def test_stop_stops_the_plan(client, app, links, at_now):
+    client.post(links["p"], data={"action": "stop"})
+    with app.app_context():
+        plan = get_session().query(Plan).one()
+        assert (plan.status.value, plan.prompt_on) == ("stopped", None)
+
+
+def test_tampered_link_gets_a_friendly_page(client, links, at_now):
+    page = client.get(links["p"][:-3] + "xyz")
+    assert page.status_code == 404
+    assert "このリンクは使えません" in page.text
+
+
+def test_a_manage_link_cannot_act_on_a_prompt(client, app, links, at_now):
+    token = links["m"].removeprefix("/l/m/")
+    page = client.post("/l/p/" + token, data={"action": "confirm"})
+    assert page.status_code == 404
+    assert _reorders(app) == []
+
+
+def test_expired_link_offers_a_fresh_one_by_email(client, app, links, at_now):
+    at_now["now"] = NOW + timedelta(days=31)
+    page = client.get(links["p"])
+    assert page.status_code == 410
+    assert "新しいリンクをメールで受け取る" in page.text
+    token = links["p"].removeprefix("/l/p/")
+    sent = client.post("/l/fresh", data={"token": token, "purpose": "prompt"})
+    assert "新しいリンクをお送りしました" in sent.text
+    client.post("/l/fresh", data={"token": token, "purpose": "prompt"})  # a second click
+    with app.app_context():
+        fresh = get_session().query(Outbox).filter_by(event_type="fresh_link").all()
+        assert [o.status for o in fresh] == [OutboxStatus.PENDING]
+
+
+def test_link_of_a_cancelled_prompt_says_it_is_closed(client, app, links, at_now):
+    with app.app_context():
+        from app.services.prompts import cancel_open
+
+        cancel_open(get_session(), [prompt_rows(app)[0].plan_id], "test", NOW)
+        get_session().commit()
+    page = client.post(links["p"], data={"action": "confirm"})
+    assert "受付を終了しました" in page.text
+    assert _reorders(app) == []

@@ -1,0 +1,125 @@
+"""Scheduling and dispatching prompts: send hours, grouping, weekly limits, orders in between."""
+
+from datetime import UTC, date, datetime, timedelta
+
+from app.db import get_session
+from app.models import Locale, PromptStatus
+from tests.factories import NOW, make_plan, order_body
+from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, schedule, text_part
+
+
+def _plans(app, *specs):
+    with app.app_context():
+        session = get_session()
+        for spec in specs:
+            make_plan(session, **spec)
+        session.commit()
+
+
+def test_prompt_is_due_at_the_customers_send_hour_on_its_day(app):
+    _plans(app, {"prompt_on": date(2026, 11, 20)})
+    assert schedule(app, NOW - timedelta(hours=5)) == 1
+    [prompt] = prompt_rows(app)
+    assert prompt.status is PromptStatus.SCHEDULED
+    assert prompt.due_at == datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
+
+
+def test_nothing_is_sent_before_the_due_time(app):
+    _plans(app, {})
+    assert dispatch(app, NOW - timedelta(minutes=1)).emails == 0
+    assert dispatch(app, NOW).emails == 1
+
+
+def test_a_prompt_whose_hour_passed_in_the_night_waits_for_the_quiet_hours_to_end(app):
+    _plans(app, {"prompt_on": date(2026, 11, 19)})
+    late = datetime(2026, 11, 19, 13, 30, tzinfo=UTC)  # 22:30 in Tokyo
+    schedule(app, late)
+    [prompt] = prompt_rows(app)
+    assert prompt.due_at == datetime(2026, 11, 19, 23, 0, tzinfo=UTC)  # 08:00 in Tokyo
+
+
+def test_due_prompt_becomes_one_email_in_the_customers_language(app):
+    _plans(app, {"customer": "c-en", "locale": Locale.EN, "email": "pat@example.com"})
+    assert dispatch(app).emails == 1
+    assert deliver(app).delivered == 1
+    [message] = mailbox(app)
+    assert message["To"] == "pat@example.com"
+    assert message["Subject"] == "Running low on 洗剤 p-1?"
+    body = text_part(message)
+    assert "3 purchases, about 2 every 30 days" in body
+    assert "https://kaidoki.example.test/l/p/" in body
+    [prompt] = prompt_rows(app)
+    assert prompt.status is PromptStatus.SENT
+    assert prompt.expires_at == NOW + timedelta(days=7)
+
+
+def test_products_due_together_go_out_in_one_email(app):
+    _plans(
+        app,
+        {"product": "p-1"},
+        {"product": "p-2", "prompt_on": date(2026, 11, 21)},
+        {"product": "p-3", "prompt_on": date(2026, 12, 20)},
+    )
+    assert dispatch(app).emails == 1
+    deliver(app)
+    [message] = mailbox(app)
+    assert message["Subject"] == "2点の商品がそろそろなくなる頃です"
+    assert text_part(message).count("/l/p/") == 2
+    statuses = {p.plan_id: p.status for p in prompt_rows(app)}
+    assert list(statuses.values()) == [PromptStatus.SENT, PromptStatus.SENT]
+
+
+def test_weekly_limit_postpones_further_prompts_until_the_week_has_passed(app):
+    _plans(app, {"product": "p-1"})
+    dispatch(app)
+    _plans(app, {"product": "p-2", "prompt_on": date(2026, 11, 24)})
+    _plans(app, {"product": "p-3", "prompt_on": date(2026, 11, 26)})
+    day4 = NOW + timedelta(days=4)
+    assert dispatch(app, day4).emails == 1  # the second email of the week
+    day6 = NOW + timedelta(days=6)
+    result = dispatch(app, day6)
+    assert (result.emails, result.postponed) == (0, 1)
+    postponed = prompt_rows(app)[-1]
+    assert postponed.status is PromptStatus.SCHEDULED
+    assert postponed.due_at == NOW + timedelta(days=7)
+    assert dispatch(app, NOW + timedelta(days=7)).emails == 1
+
+
+def test_ordering_before_the_prompt_goes_out_cancels_it(app, client, auth):
+    client.put("/api/v1/customers/c-1", json={"email": "c-1@example.jp", "name": "x",
+               "locale": "ja", "timezone": "Asia/Tokyo"}, headers=auth)  # fmt: skip
+    _plans(app, {})
+    schedule(app, NOW - timedelta(hours=3))
+    stamp = "2026-11-20T08:00:00+09:00"
+    body = order_body(ordered_at=stamp, updated_at=stamp)
+    assert client.put("/api/v1/orders/o-9", json=body, headers=auth).status_code == 201
+    [prompt] = prompt_rows(app)
+    assert (prompt.status, prompt.cancel_reason) == (PromptStatus.CANCELLED, "ordered")
+    assert dispatch(app).emails == 0
+
+
+def test_unanswered_prompt_expires_and_the_plan_rests_a_week(app):
+    _plans(app, {})
+    dispatch(app)
+    with app.app_context():
+        from app.services.prompts import expire_prompts
+
+        session = get_session()
+        assert expire_prompts(session, "Asia/Tokyo", NOW + timedelta(days=7)) == 1
+        session.commit()
+    assert prompt_rows(app)[0].status is PromptStatus.EXPIRED
+    assert schedule(app, NOW + timedelta(days=7)) == 0
+    assert schedule(app, NOW + timedelta(days=14)) == 1
+
+
+def test_unsubscribed_customer_gets_no_prompt(app):
+    _plans(app, {})
+    with app.app_context():
+        from app.models import Customer
+
+        session = get_session()
+        customer = session.query(Customer).one()
+        customer.unsubscribed_at = NOW
+        session.commit()
+    assert dispatch(app).emails == 0
+    assert prompt_rows(app) == []
