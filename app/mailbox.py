@@ -61,7 +61,7 @@ def inbox() -> str:
                            total=total)  # fmt: skip
 
 
-@bp.get("/<int:message_id>")
+@bp.get("/<int(min=1, max=2147483647):message_id>")
 def message(message_id: int) -> str:
     row = get_session().get(MailboxMessage, message_id) or abort(404)
     parsed = _parse(row.raw)
@@ -70,7 +70,7 @@ def message(message_id: int) -> str:
                            text=_linkify(_part(parsed, "plain")))  # fmt: skip
 
 
-@bp.get("/<int:message_id>/html")
+@bp.get("/<int(min=1, max=2147483647):message_id>/html")
 def message_html(message_id: int) -> Response:
     row = get_session().get(MailboxMessage, message_id) or abort(404)
     response = Response(_part(_parse(row.raw), "html"), mimetype="text/html")

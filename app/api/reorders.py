@@ -40,7 +40,7 @@ def reorder_feed(status: str, after_id: int, limit: int) -> Any:
     return [_out(item) for item in items]
 
 
-@blp.route("/reorders/<int:reorder_id>/ack", methods=["POST"])
+@blp.route("/reorders/<int(min=1, max=2147483647):reorder_id>/ack", methods=["POST"])
 @idempotent
 @blp.response(200, schemas.ReorderOutSchema)
 @blp.alt_response(404, description="no such reorder (or still inside its undo window)")

@@ -21,6 +21,14 @@ REFIT_HOUR = 3
 """Local hour (``KAIDOKI_DEFAULT_TIMEZONE``) of the nightly refit."""
 
 
+class _BusySweepFilter(logging.Filter):
+    """A sweep still busy when its next interval comes is normal (it loops until its work is
+    done); APScheduler would warn about it every interval."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
 def build(app: Flask, timing: Timing) -> BlockingScheduler:
     settings: Settings = app.extensions[SETTINGS_KEY]
     zone = ZoneInfo(settings.default_timezone)
@@ -42,6 +50,7 @@ def build(app: Flask, timing: Timing) -> BlockingScheduler:
 def run(app: Flask, timing: Timing) -> None:
     """Run until SIGTERM or SIGINT; in-flight sweeps finish (their claims are leased anyway)."""
     scheduler = build(app, timing)
+    logging.getLogger("apscheduler.scheduler").addFilter(_BusySweepFilter())
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         logger.info("scheduler %s stopping (signal %d)", WORKER, signum)

@@ -1,0 +1,106 @@
+"""Reorder webhooks to a real local receiver: signed, retried with backoff, dead-lettered,
+replayable."""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from standardwebhooks import Webhook
+
+from app.config import current_settings
+from app.db import get_session
+from app.models import Outbox, OutboxStatus
+from app.services import delivery, outbox
+from tests.factories import NOW, make_plan
+from tests.scheduler.helpers import deliver, dispatch, mailbox, text_part
+
+pytestmark = pytest.mark.slow
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def hook_app(make_app, database_url, receiver, app):
+    return make_app(database_url, KAIDOKI_WEBHOOK_URL=receiver.url, KAIDOKI_WEBHOOK_SECRET=SECRET)
+
+
+def _confirm(app, monkeypatch, at=NOW):
+    with app.app_context():
+        make_plan(get_session())
+        get_session().commit()
+    dispatch(app)
+    deliver(app)
+    [message] = mailbox(app)
+    found = re.search(r"https://kaidoki.example.test(/l/p/\S+)", text_part(message))
+    assert found is not None
+    path = found.group(1)
+    monkeypatch.setattr("app.links.views.utcnow", lambda: at)
+    page = app.test_client().post(path, data={"action": "confirm", "quantity": "2"})
+    assert page.status_code == 200
+
+
+def _deliver_at(app, moment):
+    with app.app_context():
+        return delivery.deliver_outbox(get_session(), current_settings(), "w", lambda: moment)
+
+
+def test_confirmed_reorder_reaches_the_backend_signed_after_the_undo_window(
+    hook_app, receiver, monkeypatch
+):
+    _confirm(hook_app, monkeypatch)
+    assert _deliver_at(hook_app, NOW + timedelta(minutes=4)).delivered == 0  # undo window
+    # Delivered "now" by the real clock, as Webhook.verify checks the timestamp against it.
+    assert _deliver_at(hook_app, datetime.now(UTC)).delivered == 1
+    [(headers, body, _status)] = receiver.requests
+    event = Webhook(SECRET).verify(body, headers)
+    assert event["type"] == "reorder.confirmed"
+    assert event["data"] | {"confirmed_at": None} == {
+        "reorder_id": 1, "status": "pending", "customer_external_id": "c-1",
+        "product_external_id": "p-1", "quantity": 2, "confirmed_at": None,
+    }  # fmt: skip
+    assert headers["webhook-id"] == "msg_reorder.confirmed_1"
+
+
+def test_receiver_failing_for_a_while_gets_retries_then_the_event_once(
+    hook_app, receiver, monkeypatch
+):
+    # Confirmed by the real clock: the retry window counts from then.
+    _confirm(hook_app, monkeypatch, at=datetime.now(UTC) - timedelta(minutes=10))
+    receiver.fail_with = 500
+    start = datetime.now(UTC)
+    assert _deliver_at(hook_app, start).failed == 1
+    assert _deliver_at(hook_app, start + timedelta(seconds=20)).failed == 0  # backing off
+    assert _deliver_at(hook_app, start + timedelta(seconds=31)).failed == 1
+    receiver.fail_with = None
+    assert _deliver_at(hook_app, start + timedelta(seconds=92)).delivered == 1
+    statuses = [status for _, _, status in receiver.requests]
+    assert statuses == [500, 500, 204]
+    ids = {headers["webhook-id"] for headers, _, _ in receiver.requests}
+    assert ids == {"msg_reorder.confirmed_1"}  # the same id on every retry
+    headers, body, _ = receiver.requests[-1]
+    assert json.loads(body) == Webhook(SECRET).verify(body, headers)
+
+
+def test_after_24_hours_of_failures_the_event_is_dead_and_can_be_replayed(
+    hook_app, receiver, monkeypatch
+):
+    _confirm(hook_app, monkeypatch)
+    receiver.fail_with = 503
+    moment = NOW + timedelta(minutes=6)
+    while True:
+        with hook_app.app_context():
+            row = get_session().query(Outbox).filter_by(kind="webhook").one()
+            if row.status is OutboxStatus.DEAD:
+                break
+            moment = max(moment, row.available_at)
+        _deliver_at(hook_app, moment)
+    assert row.created_at + timedelta(hours=24) <= moment + timedelta(hours=6)
+    assert moment - row.created_at >= timedelta(hours=18)
+    assert row.attempts == len(receiver.requests)
+    receiver.fail_with = None
+    assert row.id is not None
+    with hook_app.app_context():
+        outbox.replay(get_session(), row.id, datetime.now(UTC), actor="ops@example.jp")
+        get_session().commit()
+    assert _deliver_at(hook_app, datetime.now(UTC)).delivered == 1
