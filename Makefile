@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export KAIDOKI_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: venv run test test-fast lint system-deps bench-ingest clean
+.PHONY: venv run test test-fast lint system-deps translations bench-ingest bench-dispatch bench-links clean
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,15 +17,24 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 
 venv: $(STAMP)
 
-# Web app with the demo shop. Ctrl-C stops it.
+# Web app and scheduler with the demo shop. Ctrl-C stops both.
 run: venv
 	KAIDOKI_ENV=demo $(BIN)/flask --app wsgi db upgrade
 	KAIDOKI_ENV=demo $(BIN)/flask --app wsgi demo load --if-empty
 	@echo "Demo API key: $$(cat instance/demo_api_key 2>/dev/null || echo 'see api-keys create')"
-	@echo "Serving on $(KAIDOKI_BASE_URL) (API docs: $(KAIDOKI_BASE_URL)/api/docs)"
+	@echo "Serving on $(KAIDOKI_BASE_URL) (API docs: $(KAIDOKI_BASE_URL)/api/docs," \
+	  "demo mailbox: $(KAIDOKI_BASE_URL)/mailbox)"
 	rm -rf instance/prometheus && mkdir -p instance/prometheus
-	KAIDOKI_ENV=demo PROMETHEUS_MULTIPROC_DIR=instance/prometheus \
+	KAIDOKI_ENV=demo $(BIN)/flask --app wsgi scheduler run & scheduler=$$!; \
+	  trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' EXIT INT TERM; \
+	  KAIDOKI_ENV=demo PROMETHEUS_MULTIPROC_DIR=instance/prometheus \
 	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - wsgi:app
+
+# Re-extract the customer-facing strings, merge them into the catalogues, compile.
+translations: venv
+	$(BIN)/pybabel extract -F babel.cfg -o app/translations/messages.pot app
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching
+	$(BIN)/pybabel compile -d app/translations
 
 # PostgreSQL server binaries for the tests that run against a real server.
 system-deps:
@@ -50,6 +59,12 @@ test-fast: venv
 
 bench-ingest: venv
 	$(BIN)/python benchmarks/ingest.py
+
+bench-dispatch: venv
+	$(BIN)/python benchmarks/dispatch.py
+
+bench-links: venv
+	$(BIN)/python benchmarks/links.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

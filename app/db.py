@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import JSON, ColumnElement, DateTime, Engine, Table, create_engine, event
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 ENGINE_KEY = "kaidoki.engine"
+READER_KEY = "kaidoki.engine.read_only"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -103,14 +104,16 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
 def init_app(app: Flask, url: str) -> None:
-    app.extensions[ENGINE_KEY] = make_engine(url)
+    engine = app.extensions[ENGINE_KEY] = make_engine(url)
+    app.extensions[READER_KEY] = engine.execution_options(**{READ_ONLY_OPTION: True})
     app.teardown_appcontext(_close_session)
 
 
@@ -119,10 +122,23 @@ def get_engine() -> Engine:
     return engine
 
 
+READ_ONLY_OPTION = "kaidoki_read_only"
+# Blueprints whose GET pages only read: on SQLite their transactions begin deferred, so they
+# never wait for the write lock (a refit, a big sync) and never hold readers of each other up.
+# The API's GETs stay immediate: checking the API key may record its use.
+READ_ONLY_GET_BLUEPRINTS = frozenset({"links", "mailbox", "health"})
+
+
 def get_session() -> Session:
     """The session of the current request or CLI command, opened on first use."""
     if "db_session" not in g:
-        g.db_session = Session(get_engine(), expire_on_commit=False)
+        read_only = (
+            has_request_context()
+            and request.method in ("GET", "HEAD")
+            and request.blueprint in READ_ONLY_GET_BLUEPRINTS
+        )
+        engine: Engine = current_app.extensions[READER_KEY if read_only else ENGINE_KEY]
+        g.db_session = Session(engine, expire_on_commit=False)
     session: Session = g.db_session
     return session
 

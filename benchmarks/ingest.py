@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,8 +33,7 @@ from app import migrate  # noqa: E402
 from app.db import session_scope  # noqa: E402
 from app.services import forecasting  # noqa: E402
 from app.services.api_keys import create_api_key  # noqa: E402
-
-SECRET = "benchmark-secret-key-0123456789-abcdefghij"
+from benchmarks.service import gunicorn  # noqa: E402
 
 
 def make_orders(n_orders: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -63,24 +59,6 @@ def make_orders(n_orders: int, seed: int = 1) -> list[dict[str, Any]]:
     return orders
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("service did not become ready")
-
-
 def bench_service(
     orders: list[dict[str, Any]],
     later: list[dict[str, Any]],
@@ -96,23 +74,7 @@ def bench_service(
         key = create_api_key(session, "bench", datetime.now(UTC)).key
     engine.dispose()
 
-    port = free_port()
-    env = os.environ | {
-        "KAIDOKI_ENV": "production",
-        "KAIDOKI_DATABASE_URL": db_url,
-        "KAIDOKI_SECRET_KEY": SECRET,
-        "KAIDOKI_BASE_URL": f"http://127.0.0.1:{port}",
-        "KAIDOKI_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--log-level", "warning", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url)
+    with gunicorn(db_url, workers) as url:
 
         def send(chunk: list[bytes]) -> None:
             http = requests.Session()
@@ -147,9 +109,6 @@ def bench_service(
             forecasting.refit(session, last_day, datetime.now(UTC))
         engine.dispose()
         return first, sync_all(later)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def bench_executemany(orders: list[dict[str, Any]], folder: Path) -> float:

@@ -23,6 +23,8 @@ from app.db import get_engine, get_session
 from app.services.api_keys import create_api_key
 from tests import pg_server
 
+pytest_plugins = ["tests.prompt_links"]
+
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 BASE_URL = "https://kaidoki.example.test"
 

@@ -23,11 +23,15 @@ outbox_cli = AppGroup("outbox", help="Emails and webhooks waiting, delivered or 
 @click.option("--lease", type=click.IntRange(min=1), default=300, show_default=True,
               help="Seconds a claim lasts before another scheduler may take it over.")  # fmt: skip
 @click.option("--batch", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--connections", type=click.IntRange(min=1, max=16), default=1, show_default=True,
+              help="SMTP connections delivering the outbox in parallel (faster with a slow "
+                   "server; after a crash each may repeat its one message in flight).")  # fmt: skip
 @click.option("--once", "once", default=None, type=click.Choice(sorted(jobs.ALL_JOBS)),
               help="Run this one sweep now and exit.")  # fmt: skip
-def run(every: float, lease: int, batch: int, once: str | None) -> None:
+def run(every: float, lease: int, batch: int, connections: int, once: str | None) -> None:
     """Run the sweeps until stopped (SIGTERM / Ctrl-C). Safe to run several at once."""
-    timing = jobs.Timing(every_seconds=every, lease=timedelta(seconds=lease), batch=batch)
+    timing = jobs.Timing(every_seconds=every, lease=timedelta(seconds=lease), batch=batch,
+                         connections=connections)  # fmt: skip
     if once is not None:
         click.echo(f"{once}: {jobs.ALL_JOBS[once](timing)}")
         return
@@ -49,6 +53,13 @@ def replay(outbox_id: int) -> None:
 
 @outbox_cli.command("status")
 def status() -> None:
-    """Message counts by kind and status."""
-    for (kind, state), count in sorted(outbox.backlog(get_session()).items()):
+    """Message counts by kind and status, then the latest dead letters."""
+    session = get_session()
+    for (kind, state), count in sorted(outbox.backlog(session).items()):
         click.echo(f"{kind:8} {state:10} {count}")
+    dead = outbox.dead_letters(session)
+    if dead:
+        click.echo("dead letters (replay with: outbox replay ID):")
+    for row in dead:
+        click.echo(f"  {row.id:>8} {row.kind.value:8} {row.event_type:20} {row.recipient:30} "
+                   f"attempts {row.attempts}: {row.last_error or ''}")  # fmt: skip

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import want_bytes
 
 
 class Purpose(enum.StrEnum):
@@ -53,6 +54,19 @@ class _Signer(TimestampSigner):
 
     def get_timestamp(self) -> int:
         return int(self.now.timestamp()) if self.now is not None else super().get_timestamp()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        # itsdangerous derives the key again for every signature, and a serializer makes a
+        # new signer for every token; the key depends only on the secret and the salt.
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        cache_key = (secret, want_bytes(self.salt))
+        key = _DERIVED_KEYS.get(cache_key)
+        if key is None:
+            key = _DERIVED_KEYS[cache_key] = super().derive_key(secret)
+        return key
+
+
+_DERIVED_KEYS: dict[tuple[bytes, bytes], bytes] = {}
 
 
 def _serializer(

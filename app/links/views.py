@@ -56,7 +56,7 @@ class PlanForm(Form):  # type: ignore[misc]
         choices=["pause", "resume", "stop", "interval", "unsubscribe", "subscribe"],
         validators=[InputRequired()],
     )
-    plan_id = IntegerField(validators=[Optional()])
+    plan_id = IntegerField(validators=[Optional(), NumberRange(1, 2_147_483_647)])
     interval_days = IntegerField(
         validators=[
             Optional(),

@@ -29,6 +29,9 @@ class Timing:
     every_seconds: float = 15
     lease: timedelta = timedelta(minutes=5)
     batch: int = 200
+    # SMTP connections (and threads) delivering the outbox. Each has one message in flight,
+    # which a crash may repeat: one connection keeps that to a single message.
+    connections: int = 1
 
 
 def _session() -> Session:
@@ -60,8 +63,9 @@ def deliver_outbox(timing: Timing) -> int:
     with _session() as session:
         while True:
             result = delivery.deliver_outbox(
-                session, settings, WORKER, utcnow, limit=timing.batch, lease=timing.lease
-            )
+                session, settings, WORKER, utcnow, limit=timing.batch, lease=timing.lease,
+                connections=timing.connections,
+            )  # fmt: skip
             done += result.delivered
             if result.delivered + result.failed == 0:
                 return done

@@ -78,18 +78,17 @@ class PromptView:
 
 
 def find_prompt(session: Session, prompt_id: int) -> PromptView | None:
-    prompt = session.get(Prompt, prompt_id)
-    if prompt is None:
-        return None
-    plan = session.get_one(Plan, prompt.plan_id)
-    reorder = session.scalar(select(Reorder).where(col(Reorder.prompt_id) == prompt_id))
-    return PromptView(
-        prompt,
-        plan,
-        session.get_one(Product, plan.product_id),
-        session.get_one(Customer, prompt.customer_id),
-        reorder,
-    )
+    """The prompt with its plan, product, customer and reorder (one query: every link page
+    starts here)."""
+    row = session.execute(
+        select(Prompt, Plan, Product, Customer, Reorder)
+        .join(Plan, col(Plan.id) == col(Prompt.plan_id))
+        .join(Product, col(Product.id) == col(Plan.product_id))
+        .join(Customer, col(Customer.id) == col(Prompt.customer_id))
+        .outerjoin(Reorder, col(Reorder.prompt_id) == col(Prompt.id))
+        .where(col(Prompt.id) == prompt_id)
+    ).first()
+    return None if row is None else PromptView(*row)
 
 
 def answer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,14 +35,47 @@ def deliver_outbox(
     clock: Callable[[], datetime],
     limit: int = 100,
     lease: timedelta = timedelta(minutes=2),
+    connections: int = 1,
 ) -> DeliveryResult:
     """Claim up to ``limit`` due messages and deliver them one by one.
 
     Each outcome is committed as soon as it is known, so a crash repeats at most the message in
-    flight. ``clock`` gives the time of each step (deliveries take a while).
+    flight (per connection). ``clock`` gives the time of each step (deliveries take a while).
+    With ``connections`` > 1 the claimed messages are shared among that many threads, each with
+    its own SMTP connection and database session: the SMTP server's turn-around per message,
+    not our side, is what limits one connection.
     """
     claimed = outbox.claim(session, worker, clock(), limit, lease)
     session.commit()
+    shares = [claimed[i::connections] for i in range(max(1, min(connections, len(claimed))))]
+
+    def deliver_share(share: list[outbox.Claimed]) -> DeliveryResult:
+        # One database connection held for the whole share: each message's outcome is still
+        # its own transaction, without a trip through the pool for every one.
+        with (
+            session.get_bind().engine.connect() as connection,
+            Session(connection, expire_on_commit=False) as own,
+        ):
+            return _deliver_each(own, settings, worker, clock, share)
+
+    if len(shares) == 1:
+        return deliver_share(shares[0])
+    with ThreadPoolExecutor(len(shares), thread_name_prefix="deliver") as pool:
+        results = list(pool.map(deliver_share, shares))
+    return DeliveryResult(
+        sum(r.delivered for r in results),
+        sum(r.failed for r in results),
+        sum(r.dead for r in results),
+    )
+
+
+def _deliver_each(
+    session: Session,
+    settings: Settings,
+    worker: str,
+    clock: Callable[[], datetime],
+    claimed: list[outbox.Claimed],
+) -> DeliveryResult:
     delivered = failed = dead = 0
     with ExitStack() as stack:
         smtp: SmtpTransport | None = None

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -212,6 +212,8 @@ def refit(session: Session, today: date, now: datetime) -> RefitResult:
 def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: datetime) -> int:
     """Re-score ``pairs`` from the stored parameters (no-op before the first refit).
 
+    The forecaster reads history before its origin day; what just happened today (the order
+    being synced, the answer being given) must count, so the origin is tomorrow.
     Returns the number of plans written.
     """
     wanted = set(pairs)
@@ -219,7 +221,8 @@ def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: dateti
     if not wanted or current is None:
         return 0
     history = load_history(session, {c for c, _ in wanted})
-    return _score_and_store(session, history, current[1], today, now, only=wanted)
+    origin = today + timedelta(days=1)
+    return _score_and_store(session, history, current[1], origin, now, only=wanted)
 
 
 def _score_and_store(

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 from flask import render_template
@@ -17,6 +14,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.links.tokens import Purpose
 from app.links.urls import link
+from app.mail.render import Envelope, assemble
 from app.models import Customer, Outbox, OutboxKind
 from app.services import outbox
 
@@ -40,15 +38,10 @@ def send_fresh_link(
     with force_locale(customer.locale.value):
         subject = gettext("Your link to manage reminders")
         text = render_template("mail/fresh_link.txt", name=customer.name, manage_url=manage)
-    message = EmailMessage(policy=SMTP)
-    message["From"] = settings.mail_from
-    message["To"] = customer.email
-    message["Subject"] = subject
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = f"<{message_id}>"
-    message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(text)
+    payload = assemble(Envelope(settings.mail_from, customer.email, message_id, now),
+                       str(subject), customer.locale.value, text, None,
+                       {"List-Unsubscribe": f"<{unsubscribe}>",
+                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})  # fmt: skip
     outbox.enqueue(session, OutboxKind.EMAIL, message_id, "fresh_link", customer.email,
-                   message.as_string(), now, customer_id=customer.id)  # fmt: skip
+                   payload, now, customer_id=customer.id)  # fmt: skip
     return True

@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import pk, table_of
+from app.db import table_of
 from app.models import ActorType, Outbox, OutboxKind, OutboxStatus
 from app.services.audit import record
 
@@ -49,23 +49,40 @@ def enqueue(
     now: datetime,
     available_at: datetime | None = None,
     customer_id: int | None = None,
-) -> Outbox:
-    """Add a message to deliver (in the caller's transaction) no earlier than ``available_at``."""
-    row = Outbox(
-        kind=kind,
-        dedupe_key=dedupe_key,
-        status=OutboxStatus.PENDING,
-        event_type=event_type,
-        recipient=recipient,
-        customer_id=customer_id,
-        payload=payload,
-        available_at=available_at or now,
-        created_at=now,
-        updated_at=now,
+) -> int:
+    """Add a message to deliver (in the caller's transaction) no earlier than ``available_at``;
+    returns its id."""
+    message = NewMessage(kind, dedupe_key, event_type, recipient, payload, customer_id,
+                         available_at)  # fmt: skip
+    return enqueue_many(session, [message], now)[0]
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    kind: OutboxKind
+    dedupe_key: str
+    event_type: str
+    recipient: str
+    payload: str
+    customer_id: int | None = None
+    available_at: datetime | None = None  # default: now
+
+
+def enqueue_many(session: Session, messages: list[NewMessage], now: datetime) -> list[int]:
+    """Add several messages in one statement; returns their ids in order."""
+    outbox = table_of(Outbox)
+    rows = [
+        {"kind": m.kind.value, "dedupe_key": m.dedupe_key, "status": OutboxStatus.PENDING.value,
+         "event_type": m.event_type, "recipient": m.recipient, "customer_id": m.customer_id,
+         "payload": m.payload, "attempts": 0, "available_at": m.available_at or now,
+         "created_at": now,
+         "updated_at": now}
+        for m in messages
+    ]  # fmt: skip
+    result = session.execute(
+        insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), rows
     )
-    session.add(row)
-    session.flush()
-    return row
+    return list(result.scalars())
 
 
 def claim(
@@ -129,22 +146,33 @@ def claim(
 def mark_delivered(session: Session, outbox_id: int, worker: str, now: datetime) -> bool:
     """Record a delivery; False if the claim was lost (the lease ran out and another took it)."""
     result = session.execute(
-        update(Outbox)
-        .where(
-            pk(Outbox) == outbox_id,
-            col(Outbox.status) == OutboxStatus.SENDING,
-            col(Outbox.claimed_by) == worker,
-        )
-        .values(
-            status=OutboxStatus.DELIVERED,
-            attempts=col(Outbox.attempts) + 1,
-            delivered_at=now,
-            lease_until=None,
-            last_error=None,
-            updated_at=now,
-        )
+        _MARK_DELIVERED, {"outbox_id": outbox_id, "worker": worker, "now": now}
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _mark_delivered_statement() -> Update:
+    # Built once: this runs after every single delivery.
+    outbox = table_of(Outbox)
+    return (
+        update(outbox)
+        .where(
+            outbox.c.id == bindparam("outbox_id"),
+            outbox.c.status == OutboxStatus.SENDING.value,
+            outbox.c.claimed_by == bindparam("worker"),
+        )
+        .values(
+            status=OutboxStatus.DELIVERED.value,
+            attempts=outbox.c.attempts + 1,
+            delivered_at=bindparam("now"),
+            lease_until=None,
+            last_error=None,
+            updated_at=bindparam("now"),
+        )
+    )
+
+
+_MARK_DELIVERED = _mark_delivered_statement()
 
 
 def mark_failed(
@@ -155,8 +183,9 @@ def mark_failed(
     error: str,
     retry_for: timedelta,
 ) -> OutboxStatus | None:
-    """Record a failed attempt: retry later with exponential backoff, or dead-letter the
-    message once ``retry_for`` has passed since it was written. None if the claim was lost."""
+    """Record a failed attempt: retry later with exponential backoff, the last try at
+    ``retry_for`` after the message was written; a failure then dead-letters it. None if the
+    claim was lost."""
     row = session.get(Outbox, outbox_id, with_for_update=True)
     if row is None or row.status is not OutboxStatus.SENDING or row.claimed_by != worker:
         return None
@@ -164,14 +193,14 @@ def mark_failed(
     row.last_error = error[:1000]
     row.lease_until = None
     row.updated_at = now
-    next_at = now + backoff(row.attempts)
-    if next_at - row.created_at > retry_for:
+    give_up_at = row.created_at + retry_for
+    if now >= give_up_at:
         row.status = OutboxStatus.DEAD
         logger.warning("outbox %s (%s) dead after %d attempts: %s", row.id, row.event_type,
                        row.attempts, error)  # fmt: skip
     else:
         row.status = OutboxStatus.PENDING
-        row.available_at = next_at
+        row.available_at = min(now + backoff(row.attempts), give_up_at)
     return row.status
 
 
@@ -222,3 +251,14 @@ def backlog(session: Session) -> dict[tuple[str, str], int]:
         )
     )
     return {(kind.value, status.value): n for kind, status, n in rows}
+
+
+def dead_letters(session: Session, limit: int = 50) -> list[Outbox]:
+    """The most recent dead messages, newest first."""
+    query = (
+        select(Outbox)
+        .where(col(Outbox.status) == OutboxStatus.DEAD)
+        .order_by(col(Outbox.updated_at).desc(), col(Outbox.id).desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

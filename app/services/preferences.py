@@ -82,3 +82,16 @@ def set_subscribed(session: Session, customer: Customer, subscribed: bool, now: 
            "subscribe" if subscribed else "unsubscribe", "customer", customer.external_id,
            None, {"subscribed": subscribed})  # fmt: skip
     session.flush()
+
+
+def revoke_links(
+    session: Session, customer: Customer, actor_type: ActorType, actor: str, now: datetime
+) -> None:
+    """Invalidate every plans-page and unsubscribe link sent so far (a forwarded email, a changed
+    address). Prompt links stay valid; new emails carry links with the new version."""
+    customer.link_version += 1
+    customer.updated_at = now
+    record(session, now, actor_type, actor, "links.revoke", "customer", customer.external_id,
+           {"link_version": customer.link_version - 1},
+           {"link_version": customer.link_version})  # fmt: skip
+    session.flush()

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -125,8 +125,9 @@ def schedule_prompts(session: Session, settings: Settings, now: datetime, limit:
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(prompt) if dialect == "postgresql" else sqlite.insert(prompt)
-    result = session.execute(insert.on_conflict_do_nothing(), new)
-    created: int = max(result.rowcount, 0)  # type: ignore[attr-defined]
+    # Counted from RETURNING: a batched executemany's rowcount is not reliable on every driver.
+    statement = insert.on_conflict_do_nothing().returning(prompt.c.id)
+    created = len(session.execute(statement, new).all())
     logger.info("scheduled %d prompts", created)
     return created
 
@@ -202,7 +203,8 @@ def send_claimed(
     )
     claimed = _load_claimed(session, worker, customer_ids)
     recent = _recent_emails(session, customer_ids, now)
-    emails = prompts = postponed = cancelled = 0
+    postponed = cancelled = 0
+    outgoing: list[_Outgoing] = []
     host = urlsplit(settings.base_url).hostname or "localhost"
     for customer_id, items in claimed.items():
         customer = items[0]
@@ -219,45 +221,70 @@ def send_claimed(
             continue
         first = items[0]
         message_id = f"prompt-{first['id']}.{first['nonce']}@{host}"
-        try:
-            with session.begin_nested():
-                row_id = _send_one(session, settings, worker, items, message_id, now)
-        except _LostClaim:
-            logger.warning("dispatcher %s lost its claim on prompts %s", worker, ids)
-            continue
-        emails += 1
-        prompts += len(ids)
-        logger.info("prompt email %s for prompts %s to customer %s", row_id, ids, customer_id)
-    return DispatchResult(emails, prompts, postponed, cancelled)
+        outgoing.append(_Outgoing(items, message_id, _build(settings, items, message_id, now)))
+    try:
+        with session.begin_nested():
+            _send_all(session, worker, outgoing, now)
+        sent = outgoing
+    except _LostClaim:
+        # Rare (this worker's lease ran out mid-batch): go customer by customer.
+        sent = [o for o in outgoing if _send_alone(session, worker, o, now)]
+    return DispatchResult(len(sent), sum(len(o.items) for o in sent), postponed, cancelled)
 
 
-def _send_one(
-    session: Session,
-    settings: Settings,
-    worker: str,
-    items: list[dict[str, Any]],
-    message_id: str,
-    now: datetime,
-) -> int:
-    """Mark one customer's prompts sent and write their email to the outbox."""
-    ids = [item["id"] for item in items]
-    if _finish(session, worker, ids, now, status=PromptStatus.SENT, sent_at=now,
-               lease_until=None) != len(ids):  # fmt: skip
+@dataclass(frozen=True)
+class _Outgoing:
+    """One customer's email: their claimed prompts and the rendered message."""
+
+    items: list[dict[str, Any]]
+    message_id: str
+    payload: str
+
+    @property
+    def ids(self) -> list[int]:
+        return [item["id"] for item in self.items]
+
+
+def _send_all(session: Session, worker: str, outgoing: list[_Outgoing], now: datetime) -> None:
+    """Mark every prompt of ``outgoing`` sent and write the emails to the outbox, in a few
+    statements for the whole batch; raises _LostClaim if any prompt's claim was lost."""
+    if not outgoing:
+        return
+    ids = [i for o in outgoing for i in o.ids]
+    held = 0
+    for start in range(0, len(ids), CHUNK):
+        held += _finish(session, worker, ids[start : start + CHUNK], now,
+                        status=PromptStatus.SENT, sent_at=now, lease_until=None)  # fmt: skip
+    if held != len(ids):
         raise _LostClaim
-    message = _build(settings, items, message_id, now)
-    row = outbox.enqueue(
-        session, OutboxKind.EMAIL, message_id, "prompt", items[0]["email"],
-        message.as_string(), now, customer_id=items[0]["customer_id"],
+    outbox_ids = outbox.enqueue_many(
+        session,
+        [outbox.NewMessage(OutboxKind.EMAIL, o.message_id, "prompt", o.items[0]["email"],
+                           o.payload, o.items[0]["customer_id"]) for o in outgoing],
+        now,
     )  # fmt: skip
-    assert row.id is not None
     prompt = table_of(Prompt)
-    for item in items:
-        session.execute(
-            update(prompt)
-            .where(prompt.c.id == item["id"])
-            .values(outbox_id=row.id, expires_at=now + timedelta(days=item["prompt_expiry_days"]))
-        )
-    return row.id
+    session.execute(
+        update(prompt)
+        .where(prompt.c.id == bindparam("prompt_id"))
+        .values(outbox_id=bindparam("new_outbox_id"), expires_at=bindparam("new_expires_at")),
+        [
+            {"prompt_id": item["id"], "new_outbox_id": outbox_id,
+             "new_expires_at": now + timedelta(days=item["prompt_expiry_days"])}
+            for o, outbox_id in zip(outgoing, outbox_ids, strict=True)
+            for item in o.items
+        ],
+    )  # fmt: skip
+
+
+def _send_alone(session: Session, worker: str, one: _Outgoing, now: datetime) -> bool:
+    try:
+        with session.begin_nested():
+            _send_all(session, worker, [one], now)
+    except _LostClaim:
+        logger.warning("dispatcher %s lost its claim on prompts %s", worker, one.ids)
+        return False
+    return True
 
 
 def dispatch_due_prompts(
@@ -280,12 +307,14 @@ class _LostClaim(Exception):
 
 def _finish(session: Session, worker: str, ids: list[int], now: datetime, **values: Any) -> int:
     """Move this worker's claimed prompts ``ids`` on; returns how many it still held."""
+    prompt = table_of(Prompt)
+    values = {k: v.value if isinstance(v, PromptStatus) else v for k, v in values.items()}
     result = session.execute(
-        update(Prompt)
+        update(prompt)
         .where(
-            col(Prompt.id).in_(ids),
-            col(Prompt.status) == PromptStatus.SENDING,
-            col(Prompt.claimed_by) == worker,
+            prompt.c.id.in_(ids),
+            prompt.c.status == PromptStatus.SENDING.value,
+            prompt.c.claimed_by == worker,
         )
         .values(updated_at=now, **values)
     )
@@ -354,7 +383,7 @@ def _recent_emails(
     return found
 
 
-def _build(settings: Settings, items: list[dict[str, Any]], message_id: str, now: datetime) -> Any:
+def _build(settings: Settings, items: list[dict[str, Any]], message_id: str, now: datetime) -> str:
     first = items[0]
     locale = first["locale"].value if hasattr(first["locale"], "value") else first["locale"]
     from flask_babel import force_locale
@@ -371,17 +400,17 @@ def _build(settings: Settings, items: list[dict[str, Any]], message_id: str, now
             )
             for item in items
         ]
-    customer_id = first["customer_id"]
-    return prompt_message(
-        Envelope(settings.mail_from, first["email"], message_id, now),
-        locale,
-        first["customer_name"],
-        prompt_items,
-        manage_url=link(settings, Purpose.MANAGE, customer_id, first["link_version"], now),
-        unsubscribe_url=link(
-            settings, Purpose.UNSUBSCRIBE, customer_id, first["link_version"], now
-        ),
-    )
+        customer_id = first["customer_id"]
+        return prompt_message(
+            Envelope(settings.mail_from, first["email"], message_id, now),
+            locale,
+            first["customer_name"],
+            prompt_items,
+            manage_url=link(settings, Purpose.MANAGE, customer_id, first["link_version"], now),
+            unsubscribe_url=link(
+                settings, Purpose.UNSUBSCRIBE, customer_id, first["link_version"], now
+            ),
+        )
 
 
 def expire_prompts(session: Session, default_timezone: str, now: datetime) -> int:

@@ -30,6 +30,7 @@ from app.services import reorders
 from app.services.audit import record, record_many
 from app.services.forecasting import reestimate
 from app.services.plans import add_purchases, customer_zones, refresh_plans
+from app.services.preferences import revoke_links
 from app.services.prompts import cancel_superseded
 from app.services.types import Actor, CustomerIn, OrderIn, ProductIn
 
@@ -69,9 +70,13 @@ def upsert_customer(
         select(Customer).where(col(Customer.external_id) == data.external_id)
     ).one_or_none()
     old_timezone = customer.timezone if customer is not None else None
+    old_email = customer.email if customer is not None and not customer.is_placeholder else None
     result, customer = _apply(
         session, Customer, "customer", customer, data.external_id, values, actor, now
     )
+    if old_email is not None and old_email != customer.email:
+        # Links mailed to the old address must not keep working for whoever reads it now.
+        revoke_links(session, customer, actor.type, actor.name, now)
     if old_timezone is not None and old_timezone != customer.timezone:
         _redate_orders(session, customer, now)
     return result, customer

@@ -1,36 +1,15 @@
 """The pages behind prompt links: GET shows, POST acts, once."""
 
-import re
+import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from app.db import get_session
+from app.db import get_engine, get_session
 from app.models import Outbox, OutboxStatus, Plan, PromptStatus, Reorder, ReorderStatus
-from tests.conftest import BASE_URL
-from tests.factories import NOW, make_plan
-from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, text_part
-
-
-@pytest.fixture
-def links(app):
-    """The prompt, manage and unsubscribe paths of one sent prompt email."""
-    with app.app_context():
-        make_plan(get_session())
-        get_session().commit()
-    dispatch(app)
-    deliver(app)
-    [message] = mailbox(app)
-    urls = re.findall(re.escape(BASE_URL) + r"(/l/[pmu]/\S+)", text_part(message))
-    return {url[3]: url for url in urls}
-
-
-@pytest.fixture
-def at_now(monkeypatch):
-    """Pin the clock the pages read (they are entry points) to a settable moment."""
-    clock = {"now": NOW + timedelta(minutes=1)}
-    monkeypatch.setattr("app.links.views.utcnow", lambda: clock["now"])
-    return clock
+from tests.factories import NOW
+from tests.scheduler.helpers import prompt_rows
 
 
 def _reorders(app):
@@ -152,3 +131,22 @@ def test_link_of_a_cancelled_prompt_says_it_is_closed(client, app, links, at_now
     page = client.post(links["p"], data={"action": "confirm"})
     assert "受付を終了しました" in page.text
     assert _reorders(app) == []
+
+
+def test_pages_load_while_a_long_write_holds_the_database(client, app, links, at_now):
+    """A refit or a big sync holds the write lock for a while (on SQLite, the whole database);
+    customers opening their links meanwhile still get their page at once."""
+    with app.app_context():
+        writer = create_engine(get_engine().url.render_as_string(hide_password=False))
+    with writer.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.execute(text("UPDATE customer SET name = 'held' WHERE id = 1"))
+        started = time.monotonic()
+        pages = [client.get(links[kind]) for kind in "pmu"]
+        waited = time.monotonic() - started
+        conn.rollback()
+    writer.dispose()
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    assert waited < 5, f"the pages waited {waited:.1f} s for the writer"

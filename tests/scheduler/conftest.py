@@ -113,15 +113,19 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
-def insert_due_prompts(engine: Engine, n: int, due_at: datetime) -> None:
-    """``n`` customers, each with one plan and one prompt due at ``due_at`` (bulk inserts)."""
+def insert_due_prompts(
+    engine: Engine, n: int, due_at: datetime, locales: tuple[str, ...] = ("ja",)
+) -> None:
+    """``n`` customers, each with one plan and one prompt due at ``due_at`` (bulk inserts);
+    the customers' languages take turns from ``locales``."""
     now = datetime.now(UTC)
     stamps = {"created_at": now, "updated_at": now}
     with engine.begin() as conn:
         conn.execute(insert(table_of(Product)).values(external_id="p-1", name="洗剤", **stamps))
         conn.execute(
             insert(table_of(Customer)),
-            [{"external_id": f"c-{i}", "email": f"c{i}@example.jp", "locale": "ja",
+            [{"external_id": f"c-{i}", "email": f"c{i}@example.jp",
+              "locale": locales[i % len(locales)],
               "timezone": "Asia/Tokyo", "is_placeholder": False, "link_version": 0, **stamps}
              for i in range(1, n + 1)],
         )  # fmt: skip

@@ -1,0 +1,204 @@
+"""Customer link pages under load: 32 concurrent clients against gunicorn on loopback.
+
+Sets up a shop with as many sent prompts as there will be requests (SQLite by default), starts
+the real service (gunicorn) on a loopback port and measures, with 32 clients each sending its
+next request as soon as the last one is answered:
+
+- the prompt landing page (GET of the link in the email: verify the token, load the prompt,
+  render the page in the customer's language), every request on a different prompt;
+- its POST (an answer that acts: confirm, skip and snooze in turn, each on a prompt nobody
+  answered yet, so every one writes the answer, reschedules the plan and, for a confirm,
+  creates the reorder);
+- a trivial Flask route (``/healthz``) in the same run, as the baseline.
+
+It prints requests per second, p50 and p99 latency, and checks the answers in the database.
+Targets: p99 <= 50 ms and >= 500 requests per second for the page and its POST.
+
+    .venv/bin/python benchmarks/links.py [--requests 6000] [--clients 32] [--workers 4] [--postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlmodel import col  # noqa: E402
+
+from app import create_app, migrate  # noqa: E402
+from app.config import current_settings  # noqa: E402
+from app.db import get_engine, get_session  # noqa: E402
+from app.links.tokens import Purpose  # noqa: E402
+from app.links.urls import link  # noqa: E402
+from app.models import Prompt, PromptStatus  # noqa: E402
+from app.scheduler import jobs  # noqa: E402
+from benchmarks.service import SECRET, SMTP_URL, gunicorn  # noqa: E402
+from tests import pg_server  # noqa: E402
+from tests.scheduler.conftest import insert_due_prompts  # noqa: E402
+
+ANSWERS = (b"action=confirm&quantity=2", b"action=skip", b"action=snooze&snooze_days=7")
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Result:
+    seconds: float
+    latencies: list[float]
+    statuses: Counter[int]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def quantile(self, q: float) -> float:
+        return statistics.quantiles(self.latencies, n=1000, method="inclusive")[round(q * 1000) - 1]
+
+
+async def _send(host: str, port: int, request: Request) -> int:
+    """One HTTP/1.1 request on a new connection (gunicorn's sync workers close after each)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"{request.method} {request.path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+    )
+    if request.body:
+        head += (
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(request.body)}\r\n"
+        )
+    writer.write(head.encode() + b"\r\n" + request.body)
+    status_line = await reader.readline()
+    await reader.read()  # the whole response, until the server closes
+    writer.close()
+    return int(status_line.split()[1])
+
+
+async def _load(host: str, port: int, requests: list[Request], clients: int) -> Result:
+    """Send ``requests`` from ``clients`` concurrent clients, each waiting for its answer."""
+    queue = iter(requests)
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    async def client() -> None:
+        for request in queue:
+            started = time.perf_counter()
+            status = await _send(host, port, request)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return Result(time.perf_counter() - started, latencies, statuses)
+
+
+def prepare(database_url: str, n: int) -> list[str]:
+    """A shop with ``n`` sent prompts (half the customers Japanese, half English); their
+    link paths."""
+    app = create_app({"KAIDOKI_DATABASE_URL": database_url, "KAIDOKI_SECRET_KEY": SECRET,
+                      "KAIDOKI_BASE_URL": "https://kaidoki.example.jp",
+                      "KAIDOKI_SMTP_URL": SMTP_URL})  # fmt: skip
+    migrate.upgrade(database_url)
+    with app.app_context():
+        insert_due_prompts(get_engine(), n, datetime.now(UTC), locales=("ja", "en"))
+        jobs.dispatch_due_prompts(jobs.Timing(batch=500))
+        columns = (col(Prompt.id), col(Prompt.nonce), col(Prompt.status))
+        rows = get_session().execute(select(*columns)).all()
+        if {row.status for row in rows} != {PromptStatus.SENT}:
+            raise SystemExit("prompts were not all sent")
+        now = datetime.now(UTC)
+        settings = current_settings()
+        return [urlsplit(link(settings, Purpose.PROMPT, r.id, r.nonce, now)).path for r in rows]
+
+
+def answered(database_url: str) -> Counter[str]:
+    app = create_app({"KAIDOKI_DATABASE_URL": database_url, "KAIDOKI_SECRET_KEY": SECRET,
+                      "KAIDOKI_BASE_URL": "https://kaidoki.example.jp",
+                      "KAIDOKI_SMTP_URL": SMTP_URL})  # fmt: skip
+    with app.app_context():
+        return Counter(str(s.value) for s in get_session().scalars(select(col(Prompt.status))))
+
+
+def _throwaway_postgres(stack: ExitStack) -> str:
+    server = pg_server.start()
+    stack.callback(server.stop)
+    admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE kaidoki_bench"))
+    admin.dispose()
+    return server.url("kaidoki_bench")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=6000, help="per measured page")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a throwaway PostgreSQL server (Debian's postgresql, as the tests)",
+    )
+    args = parser.parse_args()
+    n = args.requests
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        url = args.database_url or f"sqlite:///{os.path.join(tmp, 'bench.sqlite')}"
+        if args.postgres:
+            url = _throwaway_postgres(stack)
+        paths = prepare(url, n)
+        with gunicorn(url, args.workers, "--backlog", "256") as base_url:
+            port = int(urlsplit(base_url).port or 80)
+            warm = [Request("GET", "/healthz")] * 200 + [Request("GET", p) for p in paths[:50]]
+            asyncio.run(_load("127.0.0.1", port, warm, args.clients))
+            phases = {
+                "trivial route GET /healthz": [Request("GET", "/healthz")] * n,
+                "landing page GET /l/p/<token>": [Request("GET", p) for p in paths],
+                "answer POST /l/p/<token>": [
+                    Request("POST", p, ANSWERS[i % len(ANSWERS)]) for i, p in enumerate(paths)
+                ],
+            }
+            results = {
+                name: asyncio.run(_load("127.0.0.1", port, requests, args.clients))
+                for name, requests in phases.items()
+            }
+        statuses = answered(url)
+
+    print(f"{n} requests per page, {args.clients} concurrent clients, "
+          f"gunicorn {args.workers} sync workers, {url.split(':')[0]}")  # fmt: skip
+    print(f"{'':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+    for name, result in results.items():
+        print(f"{name:32} {result.rate:8.0f} {1000 * result.quantile(0.5):8.1f} "
+              f"{1000 * result.quantile(0.99):8.1f}  {dict(result.statuses)}")  # fmt: skip
+    print(f"prompts after the POSTs: {dict(statuses)}")
+    trivial = results["trivial route GET /healthz"]
+    for name in list(results)[1:]:
+        result = results[name]
+        ok = result.quantile(0.99) <= 0.050 and result.rate >= 500
+        print(f"{name}: {result.rate / trivial.rate:.2f} x the trivial route's rate; "
+              f"target p99 <= 50 ms and >= 500 req/s: {'met' if ok else 'NOT met'}")  # fmt: skip
+    expected = {"confirmed", "skipped", "snoozed"}
+    if set(statuses) != expected or any(r.statuses.keys() != {200} for r in results.values()):
+        raise SystemExit("some requests failed or some answers were not recorded")
+
+
+if __name__ == "__main__":
+    main()

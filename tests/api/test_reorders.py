@@ -1,0 +1,131 @@
+"""The reorder pull feed, acknowledgement, and fulfilment by a synced order."""
+
+from datetime import timedelta
+
+import pytest
+
+from app.db import get_session
+from app.models import Plan, Reorder, ReorderStatus
+from tests.factories import NOW, order_body
+
+
+@pytest.fixture
+def confirmed(client, links, at_now):
+    """The customer confirmed 3 units a minute after the email went out."""
+    page = client.post(links["p"], data={"action": "confirm", "quantity": "3"})
+    assert page.status_code == 200
+
+
+@pytest.fixture
+def api_now(monkeypatch):
+    clock = {"now": NOW + timedelta(minutes=10)}
+    monkeypatch.setattr("app.api.reorders.utcnow", lambda: clock["now"])
+    return clock
+
+
+def _feed(client, auth, **query):
+    response = client.get("/api/v1/reorders", query_string=query, headers=auth)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def _reorder(app) -> Reorder:
+    with app.app_context():
+        return get_session().query(Reorder).one()
+
+
+def test_a_reorder_appears_in_the_feed_only_after_its_undo_window(client, auth, confirmed, api_now):
+    api_now["now"] = NOW + timedelta(minutes=3)
+    assert _feed(client, auth) == []
+    api_now["now"] = NOW + timedelta(minutes=7)
+    [item] = _feed(client, auth)
+    assert item["status"] == "pending"
+    assert (item["customer_external_id"], item["product_external_id"], item["quantity"]) == (
+        "c-1", "p-1", 3,
+    )  # fmt: skip
+    assert item["confirmed_at"].startswith("2026-11-20T01:01:00")
+
+
+def test_ack_takes_it_off_the_pending_feed_and_is_safe_to_repeat(
+    client, auth, app, confirmed, api_now
+):
+    [item] = _feed(client, auth)
+    first = client.post(f"/api/v1/reorders/{item['id']}/ack", headers=auth)
+    assert first.status_code == 200
+    assert first.json["status"] == "acknowledged"
+    again = client.post(f"/api/v1/reorders/{item['id']}/ack", headers=auth)
+    assert again.status_code == 200
+    assert again.json["acknowledged_at"] == first.json["acknowledged_at"]
+    assert _feed(client, auth) == []
+    assert [r["id"] for r in _feed(client, auth, status="acknowledged")] == [item["id"]]
+
+
+def test_ack_of_a_reorder_still_inside_its_undo_window_is_404(client, auth, confirmed, api_now):
+    api_now["now"] = NOW + timedelta(minutes=2)
+    reorder_id = 1
+    response = client.post(f"/api/v1/reorders/{reorder_id}/ack", headers=auth)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/reorders/999/ack", "/api/v1/reorders/0/ack"])
+def test_ack_of_an_unknown_reorder_is_404(client, auth, path):
+    assert client.post(path, headers=auth).status_code == 404
+
+
+def test_ack_needs_an_api_key(client, confirmed, api_now):
+    assert client.post("/api/v1/reorders/1/ack").status_code == 401
+    assert client.get("/api/v1/reorders").status_code == 401
+
+
+def test_feed_query_is_validated_with_the_field_named(client, auth):
+    response = client.get("/api/v1/reorders", query_string={"status": "lost"}, headers=auth)
+    assert response.status_code == 422
+    assert "status" in response.json["errors"]["query"]
+    response = client.get("/api/v1/reorders", query_string={"limit": "0"}, headers=auth)
+    assert response.status_code == 422
+    assert "limit" in response.json["errors"]["query"]
+
+
+def test_feed_pages_with_after_id(client, auth, confirmed, api_now):
+    [item] = _feed(client, auth)
+    assert _feed(client, auth, after_id=item["id"]) == []
+    assert _feed(client, auth, after_id=0, limit=1) == [item]
+
+
+def test_the_order_that_fulfils_a_reorder_closes_it_and_feeds_the_plan(
+    client, auth, app, confirmed, api_now
+):
+    [item] = _feed(client, auth)
+    client.post(f"/api/v1/reorders/{item['id']}/ack", headers=auth)
+    body = order_body(ordered_at="2026-11-20T12:00:00+09:00",
+                      updated_at="2026-11-20T12:00:00+09:00", reorder_id=item["id"],
+                      lines=[{"product_external_id": "p-1", "quantity": 3}])  # fmt: skip
+    assert client.put("/api/v1/orders/o-re-1", json=body, headers=auth).status_code == 201
+    reorder = _reorder(app)
+    assert reorder.status is ReorderStatus.FULFILLED
+    assert reorder.fulfilled_order_id is not None
+    with app.app_context():
+        plan = get_session().query(Plan).one()
+        assert str(plan.last_ordered_on) == "2026-11-20"
+        assert plan.last_quantity == 3
+    [fulfilled] = _feed(client, auth, status="fulfilled")
+    assert fulfilled["fulfilled_at"] is not None
+    # Syncing the same order again changes nothing.
+    again = client.put("/api/v1/orders/o-re-1", json=body, headers=auth)
+    assert again.json["result"] == "unchanged"
+
+
+def test_ops_cancel_shows_in_the_feed_and_ack_then_conflicts(
+    client, auth, app, runner, confirmed, api_now
+):
+    result = runner.invoke(args=["reorders", "cancel", "1", "--by", "ops@example.jp"])
+    assert result.exit_code == 0, result.output
+    assert _feed(client, auth) == []
+    [item] = _feed(client, auth, status="cancelled")
+    assert item["cancelled_at"] is not None
+    response = client.post("/api/v1/reorders/1/ack", headers=auth)
+    assert response.status_code == 409
+    assert "cancelled" in response.json["message"]
+    again = runner.invoke(args=["reorders", "cancel", "1"])
+    assert again.exit_code != 0
+    assert "already cancelled" in again.output

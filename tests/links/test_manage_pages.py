@@ -1,0 +1,148 @@
+"""The plans page and the one-click unsubscribe behind every prompt email."""
+
+import re
+from datetime import timedelta
+
+from click.testing import Result
+
+from app.db import get_session
+from app.models import Customer, Locale, Plan, PlanStatus, PromptStatus
+from app.services import forecasting
+from tests.conftest import BASE_URL
+from tests.factories import NOW, customer_body, make_plan, order_body
+from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, text_part
+
+
+def _plan(app) -> Plan:
+    with app.app_context():
+        return get_session().query(Plan).one()
+
+
+def _customer(app) -> Customer:
+    with app.app_context():
+        return get_session().query(Customer).one()
+
+
+def test_manage_page_lists_the_plans_and_get_changes_nothing(client, app, links, at_now):
+    page = client.get(links["m"])
+    assert page.status_code == 200
+    assert "お知らせの設定" in page.text
+    assert "洗剤 p-1" in page.text
+    assert "有効" in page.text
+    assert _plan(app).status is PlanStatus.ACTIVE
+
+
+def test_pausing_cancels_the_open_prompt_and_resuming_schedules_again(
+    client, app, auth, links, at_now
+):
+    for n, day in enumerate(["2026-08-20", "2026-09-20", "2026-10-20"]):
+        stamp = f"{day}T10:00:00+09:00"
+        body = order_body(customer_external_id="c-1", ordered_at=stamp, updated_at=stamp)
+        assert client.put(f"/api/v1/orders/o-{n}", json=body, headers=auth).status_code == 201
+    with app.app_context():
+        forecasting.refit(get_session(), NOW.date(), NOW)  # resuming re-scores from the model
+        get_session().commit()
+    plan_id = _plan(app).id
+    paused = client.post(links["m"], data={"action": "pause", "plan_id": plan_id})
+    assert paused.status_code == 200
+    assert "一時停止中" in paused.text
+    assert _plan(app).status is PlanStatus.PAUSED
+    assert prompt_rows(app)[0].status is PromptStatus.CANCELLED
+    # The cancelled prompt's own link now says so instead of taking an answer.
+    assert "受付を終了しました" in client.post(links["p"], data={"action": "confirm"}).text
+    resumed = client.post(links["m"], data={"action": "resume", "plan_id": plan_id})
+    assert "有効" in resumed.text
+    plan = _plan(app)
+    assert plan.status is PlanStatus.ACTIVE
+    assert plan.prompt_on is not None
+
+
+def test_a_fixed_interval_is_kept_and_out_of_range_is_refused(client, app, links, at_now):
+    plan_id = _plan(app).id
+    page = client.post(links["m"], data={"action": "interval", "plan_id": plan_id,
+                                         "interval_days": "45"})  # fmt: skip
+    assert page.status_code == 200
+    assert _plan(app).preferred_interval_days == 45
+    refused = client.post(links["m"], data={"action": "interval", "plan_id": plan_id,
+                                            "interval_days": "400"})  # fmt: skip
+    assert refused.status_code == 400
+    assert "間隔（1〜365日）をご確認ください" in refused.text
+    assert _plan(app).preferred_interval_days == 45
+    cleared = client.post(links["m"], data={"action": "interval", "plan_id": plan_id,
+                                            "interval_days": ""})  # fmt: skip
+    assert cleared.status_code == 200
+    assert _plan(app).preferred_interval_days is None
+
+
+def test_another_customers_plan_cannot_be_changed(client, app, links, at_now):
+    with app.app_context():
+        other = make_plan(get_session(), customer="c-2")
+        get_session().commit()
+        other_id = other.id
+    page = client.post(links["m"], data={"action": "pause", "plan_id": other_id})
+    assert page.status_code == 404
+    with app.app_context():
+        assert get_session().get(Plan, other_id).status is PlanStatus.ACTIVE  # type: ignore[union-attr]
+
+
+def test_a_plan_id_beyond_any_row_is_refused_not_a_crash(client, links, at_now):
+    page = client.post(links["m"], data={"action": "pause", "plan_id": str(2**70)})
+    assert page.status_code == 400
+
+
+def test_one_click_unsubscribe_post_stops_every_reminder(client, app, links, at_now):
+    # RFC 8058: the mail client POSTs this body to the List-Unsubscribe URL, with no page view.
+    page = client.post(links["u"], data={"List-Unsubscribe": "One-Click"})
+    assert page.status_code == 200
+    assert "すべてのお知らせを停止しました。" in page.text
+    assert _customer(app).unsubscribed_at is not None
+    assert prompt_rows(app)[0].status is PromptStatus.CANCELLED
+    assert dispatch(app, NOW + timedelta(days=60)).emails == 0
+
+
+def test_unsubscribe_get_only_asks(client, app, links, at_now):
+    page = client.get(links["u"])
+    assert page.status_code == 200
+    assert "お知らせメールが届かなくなります。" in page.text
+    assert _customer(app).unsubscribed_at is None
+
+
+def test_resubscribing_from_the_plans_page(client, app, links, at_now):
+    client.post(links["u"])
+    page = client.post(links["m"], data={"action": "subscribe"})
+    assert page.status_code == 200
+    assert _customer(app).unsubscribed_at is None
+
+
+def test_revoked_links_stop_working_but_prompt_links_keep_working(runner, app, links, at_now):
+    result: Result = runner.invoke(args=["customers", "revoke-links", "c-1", "--by", "ops"])
+    assert result.exit_code == 0, result.output
+    client = app.test_client()
+    assert client.get(links["m"]).status_code == 404
+    assert client.post(links["u"]).status_code == 404
+    assert _customer(app).unsubscribed_at is None
+    assert client.get(links["p"]).status_code == 200
+
+
+def test_an_email_change_from_the_backend_revokes_old_links(client, app, auth, links, at_now):
+    response = client.put("/api/v1/customers/c-1", json=customer_body(email="new@example.jp"),
+                          headers=auth)  # fmt: skip
+    assert response.status_code == 200
+    assert client.get(links["m"]).status_code == 404
+
+
+def test_english_customer_gets_english_email_and_pages(client, app, at_now):
+    with app.app_context():
+        make_plan(get_session(), customer="c-en", locale=Locale.EN)
+        get_session().commit()
+    dispatch(app)
+    deliver(app)
+    [message] = mailbox(app)
+    assert message["Content-Language"] == "en"
+    assert message["Subject"] == "Running low on 洗剤 p-1?"
+    urls = dict((u[3], u) for u in re.findall(re.escape(BASE_URL) + r"(/l/[pmu]/\S+)",
+                                                 text_part(message)))  # fmt: skip
+    page = client.get(urls["m"])
+    assert "Your reminders" in page.text
+    assert '<html lang="en">' in page.text
+    assert "Yes, send it" in client.get(urls["p"]).text

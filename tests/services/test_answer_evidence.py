@@ -1,0 +1,63 @@
+"""Answers to prompts are evidence for the forecaster, not just state changes."""
+
+from datetime import timedelta
+
+import pytest
+
+from app.db import get_session
+from app.forecast.types import ANSWER_CODES
+from app.models import Plan
+from app.services import forecasting
+from tests.factories import NOW, order_body
+
+
+@pytest.fixture
+def fitted(client, auth, app, links):
+    """The prompted plan with real order history and a fitted model."""
+    for n, day in enumerate(["2026-08-20", "2026-09-20", "2026-10-20"]):
+        stamp = f"{day}T10:00:00+09:00"
+        body = order_body(ordered_at=stamp, updated_at=stamp)
+        assert client.put(f"/api/v1/orders/o-{n}", json=body, headers=auth).status_code == 201
+    with app.app_context():
+        forecasting.refit(get_session(), NOW.date(), NOW)
+        get_session().commit()
+    return links
+
+
+def _plan(app) -> Plan:
+    with app.app_context():
+        return get_session().query(Plan).one()
+
+
+def _answers(app):
+    with app.app_context():
+        batch = forecasting.load_history(get_session()).batch
+        return batch.answer_kind.tolist(), batch.answer_snooze_days.tolist()
+
+
+def _next_prompt(plan: Plan):
+    assert plan.prompt_on is not None
+    return max(plan.prompt_on, plan.prompt_not_before or plan.prompt_on)
+
+
+def test_a_skip_is_loaded_as_evidence_and_rests_the_plan_a_week(client, app, fitted, at_now):
+    assert _answers(app) == ([], [])
+    client.post(fitted["p"], data={"action": "skip"})
+    assert _answers(app) == ([ANSWER_CODES["skip"]], [0])
+    assert _next_prompt(_plan(app)) >= NOW.date() + timedelta(days=7)
+
+
+def test_a_snooze_is_loaded_with_its_length(client, app, fitted, at_now):
+    client.post(fitted["p"], data={"action": "snooze", "snooze_days": "14"})
+    assert _answers(app) == ([ANSWER_CODES["snooze"]], [14])
+    assert _next_prompt(_plan(app)) >= NOW.date() + timedelta(days=14)
+
+
+def test_a_confirm_counts_as_a_purchase_before_the_order_syncs(client, app, fitted, at_now):
+    before = _plan(app).median_on
+    client.post(fitted["p"], data={"action": "confirm", "quantity": "2"})
+    assert _answers(app)[0] == [ANSWER_CODES["confirm"]]
+    after = _plan(app).median_on
+    assert before is not None and after is not None
+    # The run-out is now reckoned from today's confirmed delivery, a month further on.
+    assert after >= before + timedelta(days=20)
