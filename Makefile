@@ -22,6 +22,8 @@ run: venv
 	KAIDOKI_ENV=demo $(BIN)/flask --app wsgi db upgrade
 	KAIDOKI_ENV=demo $(BIN)/flask --app wsgi demo load --if-empty
 	@echo "Demo API key: $$(cat instance/demo_api_key 2>/dev/null || echo 'see api-keys create')"
+	@echo "Admin pages: $(KAIDOKI_BASE_URL)/admin/ as admin@example.jp," \
+	  "password: $$(cat instance/demo_admin_password 2>/dev/null || echo 'see admin create-user')"
 	@echo "Serving on $(KAIDOKI_BASE_URL) (API docs: $(KAIDOKI_BASE_URL)/api/docs," \
 	  "demo mailbox: $(KAIDOKI_BASE_URL)/mailbox)"
 	rm -rf instance/prometheus && mkdir -p instance/prometheus
@@ -36,13 +38,16 @@ translations: venv
 	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching
 	$(BIN)/pybabel compile -d app/translations
 
-# PostgreSQL server binaries for the tests that run against a real server.
+# Debian packages the tests need: a PostgreSQL server, Chromium for the browser tests, and a
+# Japanese font so that screenshots show the Japanese text.
+SYSTEM_PACKAGES := postgresql chromium fonts-ipafont-gothic
 system-deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  echo "Installing Debian's postgresql package for the PostgreSQL test run"; \
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages for the tests: $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql \
-	    || { echo "ERROR: cannot install postgresql; the PostgreSQL test run needs it" >&2; exit 1; }; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing \
+	    || { echo "ERROR: cannot install $$missing; the tests need them" >&2; exit 1; }; \
 	fi
 
 lint: venv

@@ -96,6 +96,13 @@ class ActorType(enum.StrEnum):
     CUSTOMER = "customer"  # through the signed links in their emails
 
 
+class AdminRole(enum.StrEnum):
+    """Viewers read every admin page; operators also change settings and retry deliveries."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+
+
 class Customer(SQLModel, table=True):
     __tablename__ = "customer"
 
@@ -398,3 +405,33 @@ class ForecastModel(SQLModel, table=True):
     n_pairs: int
     params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     fitted_at: datetime = _utc(index=True)
+
+
+class AdminUser(SQLModel, table=True):
+    """A member of the operations staff who signs in to the admin pages."""
+
+    __tablename__ = "admin_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    password_hash: str = Field(max_length=200)  # Argon2id, in its own PHC string format
+    role: AdminRole = Field(sa_type=_enum(AdminRole, "admin_role"))
+    is_active: bool = True
+    created_at: datetime = _utc()
+    last_login_at: datetime | None = _utc(nullable=True)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """One try to sign in, kept to slow down password guessing (per email and per address)."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        Index("ix_login_attempt_email_at", "email", "at"),
+        Index("ix_login_attempt_ip_at", "ip", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)
+    ip: str = Field(max_length=45)
+    succeeded: bool
+    at: datetime = _utc()

@@ -6,6 +6,7 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
+    from app.cli.admin import admin_cli
     from app.cli.api_keys import api_keys_cli
     from app.cli.db import db_cli
     from app.cli.demo import demo_cli
@@ -14,5 +15,5 @@ def register_commands(app: Flask) -> None:
     from app.cli.scheduler import outbox_cli, scheduler_cli
 
     for group in (db_cli, api_keys_cli, demo_cli, forecast_cli, scheduler_cli, outbox_cli,
-                  reorders_cli, customers_cli):  # fmt: skip
+                  reorders_cli, customers_cli, admin_cli):  # fmt: skip
         app.cli.add_command(group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import click
@@ -9,7 +10,10 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.db import get_session, utcnow
-from app.services import api_keys, demo, forecasting
+from app.models import AdminRole
+from app.services import admin_users, api_keys, demo, forecasting
+
+DEMO_ADMIN = "admin@example.jp"
 
 demo_cli = AppGroup("demo", help="Demo data.")
 
@@ -17,9 +21,11 @@ demo_cli = AppGroup("demo", help="Demo data.")
 @demo_cli.command("load")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has customers.")
 def load(if_empty: bool) -> None:
-    """Load a demo shop (60 customers, 12 products, a year of orders) and a demo API key.
+    """Load a demo shop (60 customers, 12 products, a year of orders), a demo API key and a
+    demo operator account for the admin pages.
 
-    The key is also written to the instance folder (demo_api_key) for trying the API by hand.
+    The key and the operator's password are written to the instance folder (demo_api_key,
+    demo_admin_password) for trying things by hand.
     """
     session = get_session()
     if not demo.is_empty(session):
@@ -31,14 +37,23 @@ def load(if_empty: bool) -> None:
     n_orders = demo.load_demo(session, now.date(), now)
     fitted = forecasting.refit(session, now.date(), now)
     key = api_keys.create_api_key(session, "demo", now).key
+    password = secrets.token_urlsafe(12)
+    admin_users.create_user(session, DEMO_ADMIN, password, AdminRole.OPERATOR, "demo", now)
     session.commit()
-    key_file = Path(current_app.instance_path) / "demo_api_key"
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(key + "\n")
-    key_file.chmod(0o600)
+    key_file = _private_file("demo_api_key", key)
+    password_file = _private_file("demo_admin_password", password)
     click.echo(
         f"demo shop loaded: {len(demo.PRODUCTS)} products, {n_orders} orders, "
         f"{fitted.n_plans_written} plans forecast"
     )
+    click.echo(f"admin pages: sign in as {DEMO_ADMIN} with the password in {password_file}")
     click.echo(f"demo API key (also in {key_file}):")
     click.echo(key)
+
+
+def _private_file(name: str, content: str) -> Path:
+    path = Path(current_app.instance_path) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content + "\n")
+    path.chmod(0o600)
+    return path

@@ -33,3 +33,16 @@ def test_demo_load_refuses_a_non_empty_database(runner):
     runner.invoke(args=["demo", "load"])
     result = runner.invoke(args=["demo", "load"])
     assert result.exit_code != 0
+
+
+def test_demo_load_makes_an_operator_who_can_sign_in(app, runner):
+    result = runner.invoke(args=["demo", "load"])
+    assert "sign in as admin@example.jp" in result.output
+    password = (Path(app.instance_path) / "demo_admin_password").read_text().strip()
+    client = app.test_client()
+    page = client.get("/admin/login").text
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    form = {"email": "admin@example.jp", "password": password, "csrf_token": token}
+    signed_in = client.post("/admin/login", data=form)
+    assert signed_in.status_code == 302
+    assert "admin@example.jp (operator)" in client.get("/admin/").text

@@ -1,0 +1,168 @@
+"""The admin pages. Views parse, call one service or query, and render."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlmodel import col
+from werkzeug.wrappers import Response
+from wtforms import DecimalField, IntegerField
+from wtforms.validators import InputRequired, NumberRange, ValidationError
+
+from app.admin import bp, queries
+from app.admin.auth import operator_required, staff_required
+from app.admin.charts import Series, bar_chart, legend
+from app.config import current_settings
+from app.db import get_session, utcnow
+from app.models import OutboxKind, OutboxStatus, Product
+from app.services import outbox, product_settings
+
+
+def _today() -> date:
+    return utcnow().astimezone(ZoneInfo(current_settings().default_timezone)).date()
+
+
+def _page() -> int:
+    return max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+@bp.get("/")
+@staff_required
+def dashboard() -> str:
+    session, today, now = get_session(), _today(), utcnow()
+    days = [today + timedelta(days=i) for i in range(30)]
+    scheduled = [Series("Prompts due", queries.prompts_per_day(session, today))]
+    return render_template(
+        "admin/dashboard.html",
+        active_plans=queries.active_plans(session),
+        rates=[queries.answer_rates(session, now, d) for d in (7, 30)],
+        backlog=queries.outbox_backlog(session),
+        chart=bar_chart("Prompts due per day, next 30 days", days, scheduled),
+    )
+
+
+@bp.get("/products")
+@staff_required
+def products() -> str:
+    query = select(Product).order_by(col(Product.external_id))
+    return render_template("admin/products.html",
+                           page=queries.paginate(get_session(), query, _page()))  # fmt: skip
+
+
+class ProductSettingsForm(FlaskForm):  # type: ignore[misc]
+    default_interval_days = IntegerField(
+        "Default interval (days)", validators=[InputRequired(), NumberRange(1, 3650)]
+    )
+    min_interval_days = IntegerField(
+        "Minimum interval (days)", validators=[InputRequired(), NumberRange(1, 3650)]
+    )
+    max_interval_days = IntegerField(
+        "Maximum interval (days)", validators=[InputRequired(), NumberRange(1, 3650)]
+    )
+    lead_time_days = IntegerField(
+        "Lead time (days)", validators=[InputRequired(), NumberRange(0, 60)]
+    )
+    target_stockout_risk = DecimalField(
+        "Target stock-out risk", places=3,
+        validators=[InputRequired(), NumberRange(0.01, 0.49)],
+        description="Accepted chance that the reorder arrives after the customer runs out "
+                    "(0.01–0.49).",
+    )  # fmt: skip
+    prompt_expiry_days = IntegerField(
+        "Prompt expiry (days)", validators=[InputRequired(), NumberRange(1, 60)]
+    )
+
+    def validate_max_interval_days(self, field: IntegerField) -> None:
+        low = self.min_interval_days.data
+        if low is not None and field.data is not None and field.data < low:
+            raise ValidationError("must be at least the minimum interval")
+
+    def change(self) -> product_settings.SettingsChange:
+        return product_settings.SettingsChange(
+            self.default_interval_days.data, self.min_interval_days.data,
+            self.max_interval_days.data, self.lead_time_days.data,
+            float(self.target_stockout_risk.data), self.prompt_expiry_days.data,
+        )  # fmt: skip
+
+
+def _product(product_id: int) -> Product:
+    product = get_session().get(Product, product_id)
+    if product is None:
+        abort(404)
+    return product
+
+
+@bp.get("/products/<int(min=1, max=2147483647):product_id>")
+@staff_required
+def product(product_id: int) -> str:
+    found = _product(product_id)
+    form = ProductSettingsForm(obj=found)
+    return render_template("admin/product.html", product=found, form=form, preview=None)
+
+
+@bp.post("/products/<int(min=1, max=2147483647):product_id>")
+@operator_required
+def product_change(product_id: int) -> str | Response | tuple[str, int]:
+    """``action=preview`` shows what the change would do; ``action=save`` applies it."""
+    session, found = get_session(), _product(product_id)
+    form = ProductSettingsForm()
+    if not form.validate():
+        return render_template("admin/product.html", product=found, form=form, preview=None), 422
+    change = form.change()
+    if request.form.get("action") != "save":
+        result = product_settings.preview(session, found, change, _today())
+        series = [Series("Now", result.before), Series("With the change", result.after)]
+        chart = bar_chart(f"Prompts per day for {found.external_id}", result.days, series)
+        return render_template("admin/product.html", product=found, form=form, preview=result,
+                               chart=chart, legend=legend(series))  # fmt: skip
+    moved = product_settings.save(session, found, change, current_user.email, _today(), utcnow())
+    session.commit()
+    flash(f"Saved {found.external_id}; {moved} plans rescheduled.")
+    return redirect(url_for("admin.product", product_id=product_id))
+
+
+@bp.get("/deliveries")
+@staff_required
+def deliveries() -> str:
+    status = request.args.get("status") or None
+    kind = request.args.get("kind") or None
+    if status not in (None, *[s.value for s in OutboxStatus]) or kind not in (
+        None, *[k.value for k in OutboxKind]
+    ):  # fmt: skip
+        abort(400)
+    query = queries.deliveries(OutboxStatus(status) if status else None, kind)
+    return render_template("admin/deliveries.html", page=queries.paginate(get_session(), query,
+                           _page()), status=status, kind=kind, statuses=list(OutboxStatus),
+                           kinds=list(OutboxKind))  # fmt: skip
+
+
+@bp.post("/deliveries/<int(min=1, max=2147483647):outbox_id>/replay")
+@operator_required
+def replay(outbox_id: int) -> Response:
+    session = get_session()
+    try:
+        row = outbox.replay(session, outbox_id, utcnow(), actor=current_user.email)
+    except LookupError:
+        abort(404)
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.deliveries"))
+    session.commit()
+    flash(f"Message {row.id} ({row.event_type}) queued again.")
+    return redirect(url_for("admin.deliveries"))
+
+
+@bp.get("/audit")
+@staff_required
+def audit() -> str:
+    actor = request.args.get("actor", "").strip()[:320] or None
+    entity = request.args.get("entity_type", "").strip()[:50] or None
+    action = request.args.get("action", "").strip()[:50] or None
+    query = queries.audit_entries(actor, entity, action)
+    return render_template("admin/audit.html", page=queries.paginate(get_session(), query,
+                           _page()), actor=actor, entity_type=entity, action=action)  # fmt: skip

@@ -1,0 +1,135 @@
+"""A product's ops settings: preview what a change does to its prompts, then save it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app.forecast.prompt import NO_PROMPT
+from app.forecast.score import score_batch
+from app.forecast.types import ProductSettings
+from app.models import ActorType, Plan, PlanStatus, Product
+from app.services import forecasting
+from app.services.audit import record
+
+PREVIEW_DAYS = 30
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    default_interval_days: int
+    min_interval_days: int
+    max_interval_days: int
+    lead_time_days: int
+    target_stockout_risk: float
+    prompt_expiry_days: int
+
+    @classmethod
+    def of(cls, product: Product) -> SettingsChange:
+        return cls(product.default_interval_days, product.min_interval_days,
+                   product.max_interval_days, product.lead_time_days,
+                   product.target_stockout_risk, product.prompt_expiry_days)  # fmt: skip
+
+    def for_forecaster(self) -> ProductSettings:
+        return ProductSettings(
+            default_interval_days=self.default_interval_days,
+            min_interval_days=self.min_interval_days,
+            max_interval_days=self.max_interval_days,
+            lead_time_days=self.lead_time_days,
+            target_stockout_risk=self.target_stockout_risk,
+        )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Prompts per day for the next ``PREVIEW_DAYS`` days with the current and the new
+    settings, and how many of the product's active plans move."""
+
+    days: list[date]
+    before: list[int]
+    after: list[int]
+    earlier: int
+    later: int
+    unchanged: int
+    gained: int  # plans that get a prompt date only with the new settings
+    lost: int  # plans that lose theirs
+
+
+def preview(session: Session, product: Product, change: SettingsChange, today: date) -> Preview:
+    """What saving ``change`` would do, from the stored forecast parameters (nothing is
+    written). Plans with a fixed interval, paused and stopped plans do not move."""
+    assert product.id is not None
+    days = [today + timedelta(days=i) for i in range(PREVIEW_DAYS)]
+    current = forecasting.current_params(session)
+    customers = session.scalars(
+        select(col(Plan.customer_id)).where(
+            col(Plan.product_id) == product.id,
+            col(Plan.status) == PlanStatus.ACTIVE,
+            col(Plan.preferred_interval_days).is_(None),
+        )
+    ).all()
+    if current is None or not customers:
+        return Preview(days, [0] * PREVIEW_DAYS, [0] * PREVIEW_DAYS, 0, 0, 0, 0, 0)
+    history = forecasting.load_history(session, set(customers))
+    settings = forecasting.product_settings(session, history.batch.product_ids)
+    origin = today + timedelta(days=1)  # as the service scores: today's events count
+
+    def prompt_days(product_settings: dict[str, ProductSettings]) -> np.ndarray:
+        scored = score_batch(history.batch, current[1], origin, forecasting.HORIZON_DAYS,
+                             settings=product_settings)  # fmt: skip
+        days: np.ndarray = scored.prompt_day[history.pair_product_ids == product.id]
+        return days
+
+    old = prompt_days(settings)
+    new = prompt_days(settings | {str(product.id): change.for_forecaster()})
+    both = (old != NO_PROMPT) & (new != NO_PROMPT)
+    return Preview(
+        days=days,
+        before=_per_day(old, today),
+        after=_per_day(new, today),
+        earlier=int(np.sum(both & (new < old))),
+        later=int(np.sum(both & (new > old))),
+        unchanged=int(np.sum(both & (new == old))),
+        gained=int(np.sum((old == NO_PROMPT) & (new != NO_PROMPT))),
+        lost=int(np.sum((old != NO_PROMPT) & (new == NO_PROMPT))),
+    )
+
+
+def _per_day(prompt_day: np.ndarray, today: date) -> list[int]:
+    # A prompt date already past is due today.
+    first = today.toordinal()
+    counts = Counter(max(int(d), first) for d in prompt_day if d != NO_PROMPT)
+    return [counts.get(first + i, 0) for i in range(PREVIEW_DAYS)]
+
+
+def save(
+    session: Session,
+    product: Product,
+    change: SettingsChange,
+    actor: str,
+    today: date,
+    now: datetime,
+) -> int:
+    """Apply ``change``, audit it, and re-score the product's plans; returns how many."""
+    before = asdict(SettingsChange.of(product))
+    after = asdict(change)
+    if before == after:
+        return 0
+    for name, value in after.items():
+        setattr(product, name, value)
+    product.updated_at = now
+    record(session, now, ActorType.USER, actor, "update_settings", "product",
+           product.external_id, before, after)  # fmt: skip
+    session.flush()
+    pairs = session.execute(
+        select(col(Plan.customer_id), col(Plan.product_id)).where(
+            col(Plan.product_id) == product.id
+        )
+    ).all()
+    return forecasting.reestimate(session, {(c, p) for c, p in pairs}, today, now)

@@ -1,0 +1,132 @@
+"""The admin pages' behaviour through the HTTP client: preview, save, replay, audit."""
+
+import re
+from collections import Counter
+from datetime import timedelta
+
+from sqlmodel import col
+
+from app.db import get_session
+from app.models import AuditLog, Outbox, OutboxKind, OutboxStatus, Plan, Product
+from app.services import outbox
+from tests.admin.conftest import NOW, OPERATOR, csrf_token
+
+
+def _busiest_product(app) -> Product:
+    with app.app_context():
+        session = get_session()
+        counts: Counter[int] = Counter(
+            plan.product_id for plan in session.query(Plan).filter(col(Plan.prompt_on).is_not(None))
+        )
+        return session.get_one(Product, counts.most_common(1)[0][0])
+
+
+def _settings_form(product: Product, **changes):
+    form = {"default_interval_days": product.default_interval_days,
+            "min_interval_days": product.min_interval_days,
+            "max_interval_days": product.max_interval_days,
+            "lead_time_days": product.lead_time_days,
+            "target_stockout_risk": str(product.target_stockout_risk),
+            "prompt_expiry_days": product.prompt_expiry_days}  # fmt: skip
+    return form | changes
+
+
+def _prompt_days(app, product_id):
+    with app.app_context():
+        plans = get_session().query(Plan).filter_by(product_id=product_id).order_by(col(Plan.id))
+        return [p.prompt_on for p in plans]
+
+
+def _post(client, product, action, **changes):
+    token = csrf_token(client.get(f"/admin/products/{product.id}").text)
+    form = _settings_form(product, **changes) | {"csrf_token": token, "action": action}
+    return client.post(f"/admin/products/{product.id}", data=form)
+
+
+# A week more lead time, and no minimum interval holding prompts back: prompts move earlier.
+EARLIER = {"lead_time_days": 10, "min_interval_days": 1}
+
+
+def test_preview_counts_the_plans_that_move_and_saves_nothing(shop, operator):
+    product = _busiest_product(shop)
+    preview = _post(operator, product, "preview", **EARLIER)
+    assert preview.status_code == 200
+    assert "<svg" in preview.text and "With the change" in preview.text
+    found = re.search(r"(\d+) plans would be prompted earlier, (\d+) later", preview.text)
+    assert found is not None and int(found.group(1)) > 0 and found.group(2) == "0"
+    with shop.app_context():
+        assert get_session().get_one(Product, product.id).lead_time_days == product.lead_time_days
+
+
+def test_saving_moves_the_plans_the_preview_said_and_is_audited(shop, operator):
+    product = _busiest_product(shop)
+    days_before = _prompt_days(shop, product.id)
+    preview = _post(operator, product, "preview", **EARLIER)
+    promised = re.search(r"(\d+) plans would be prompted earlier", preview.text)
+    assert promised is not None
+    saved = _post(operator, product, "save", **EARLIER)
+    assert saved.status_code == 302
+    assert "plans rescheduled" in operator.get(saved.headers["Location"]).text
+    days_after = _prompt_days(shop, product.id)
+    moved = [(a, b) for a, b in zip(days_before, days_after, strict=True) if a and b and a != b]
+    assert all(b < a for a, b in moved)
+    assert len(moved) == int(promised.group(1))
+    with shop.app_context():
+        [entry] = get_session().query(AuditLog).filter_by(action="update_settings").all()
+        assert entry.actor == OPERATOR and entry.entity_id == product.external_id
+        assert entry.before is not None and entry.after is not None
+        assert (entry.before["lead_time_days"], entry.after["lead_time_days"]) == (
+            product.lead_time_days,
+            10,
+        )
+
+
+def test_an_impossible_setting_is_refused_with_the_reason_next_to_the_field(shop, operator):
+    product = _busiest_product(shop)
+    refused = _post(operator, product, "save", min_interval_days=40, max_interval_days=20,
+                    target_stockout_risk="0.7")  # fmt: skip
+    assert refused.status_code == 422
+    assert "must be at least the minimum interval" in refused.text
+    assert "Number must be between 0.01 and 0.49." in refused.text
+    with shop.app_context():
+        assert (
+            get_session().get_one(Product, product.id).max_interval_days
+            == product.max_interval_days
+        )
+
+
+def _dead_webhook(app) -> int:
+    with app.app_context():
+        session = get_session()
+        [message_id] = outbox.enqueue_many(session, [outbox.NewMessage(
+            OutboxKind.WEBHOOK, "msg_reorder.confirmed_99", "reorder.confirmed",
+            "https://shop.example/hooks", "{}")], NOW)  # fmt: skip
+        row = session.get_one(Outbox, message_id)
+        row.status, row.attempts, row.last_error = OutboxStatus.DEAD, 14, "HTTP 503 from shop"
+        session.commit()
+        return message_id
+
+
+def test_a_dead_webhook_is_listed_and_an_operator_retries_it(shop, operator):
+    message_id = _dead_webhook(shop)
+    page = operator.get("/admin/deliveries?status=dead")
+    assert "HTTP 503 from shop" in page.text and f"Retry message {message_id}" in page.text
+    retried = operator.post(f"/admin/deliveries/{message_id}/replay",
+                            data={"csrf_token": csrf_token(page.text)})  # fmt: skip
+    assert retried.status_code == 302
+    assert "queued again" in operator.get("/admin/deliveries").text
+    with shop.app_context():
+        row = get_session().get_one(Outbox, message_id)
+        assert (row.status, row.attempts) == (OutboxStatus.PENDING, 0)
+        assert row.available_at - NOW < timedelta(days=365)
+    audit = operator.get(f"/admin/audit?actor={OPERATOR}&action=replay")
+    assert f"outbox {message_id}" in audit.text
+    assert "settings" not in operator.get("/admin/audit?action=replay").text
+
+
+def test_the_dashboard_counts_plans_and_charts_the_coming_prompts(shop, operator):
+    page = operator.get("/admin/")
+    with shop.app_context():
+        active = get_session().query(Plan).filter_by(status="active").count()
+    assert f'<p class="big">{active}</p>' in page.text
+    assert "Prompts due per day, next 30 days" in page.text and "<svg" in page.text
