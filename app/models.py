@@ -232,6 +232,8 @@ class Plan(SQLModel, table=True):
     p_within_horizon: float | None = None
     # No prompt before this day (after a skip, snooze or an unanswered prompt).
     prompt_not_before: date | None = None
+    # The last purchase the stored forecast was based on: a later one is its outcome.
+    forecast_last_on: date | None = None
     model_version: str | None = Field(default=None, max_length=40)
     forecast_at: datetime | None = _utc(nullable=True)
     created_at: datetime = _utc()
@@ -435,3 +437,19 @@ class LoginAttempt(SQLModel, table=True):
     ip: str = Field(max_length=45)
     succeeded: bool
     at: datetime = _utc()
+
+
+class ForecastOutcome(SQLModel, table=True):
+    """A forecast checked against what happened: the next purchase the plan predicted, and
+    the day it came (recorded when the order is synced). The dashboard's live accuracy."""
+
+    __tablename__ = "forecast_outcome"
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="plan.id", index=True)
+    product_id: int = Field(foreign_key="product.id")
+    predicted_on: date  # the median next-purchase day
+    low_on: date  # the 80 % interval
+    high_on: date
+    actual_on: date = Field(index=True)
+    recorded_at: datetime = _utc()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from markupsafe import Markup, escape
 
@@ -83,3 +83,89 @@ def _describe(days: list[date], series: list[Series]) -> str:
         return "No data."
     totals = ", ".join(f"{s.name}: {sum(s.values)} in total" for s in series)
     return f"{days[0]:%d %b %Y} to {days[-1]:%d %b %Y}. {totals}."
+
+
+def forecast_chart(
+    title: str,
+    purchases: list[tuple[date, int]],
+    today: date,
+    median_on: date | None,
+    band: tuple[date, date] | None,
+    prompt_on: date | None,
+) -> Markup:
+    """A plan's purchases (bars, height = units) on a time line, with the predicted run-out
+    (median line), its 80 % band (shaded) and the next prompt date."""
+    width, height, left, right, top, bottom = 760, 200, 34, 12, 50, 26
+    marks = [d for d, _ in purchases] + [today]
+    marks += [d for d in (median_on, prompt_on) if d is not None] + (list(band) if band else [])
+    start = min(marks) - timedelta(days=7)
+    end = max(marks) + timedelta(days=7)
+    span = max((end - start).days, 1)
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max([1, *(q for _, q in purchases)])
+
+    def x(day: date) -> float:
+        return left + plot_w * (day - start).days / span
+
+    ident = _id(title)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{ident}-t">{escape(title)}</title>',
+        f'<desc id="{ident}-d">{escape(_describe_plan(purchases, median_on, band, prompt_on))}'
+        "</desc>",
+        f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" '
+        'stroke="#888"/>',
+    ]
+    if band:
+        parts.append(
+            f'<rect x="{x(band[0]):.1f}" y="{top}" width="{max(x(band[1]) - x(band[0]), 1):.1f}" '
+            f'height="{plot_h}" fill="#d0792b" fill-opacity="0.18"><title>80 % interval: '
+            f"{band[0]:%d %b} – {band[1]:%d %b %Y}</title></rect>"
+        )
+    for day, quantity in purchases:
+        h = plot_h * quantity / peak
+        parts.append(
+            f'<rect x="{x(day) - 2:.1f}" y="{top + plot_h - h:.1f}" width="4" height="{h:.1f}" '
+            f'fill="#3b6ea8"><title>{day:%d %b %Y}: {quantity} bought</title></rect>'
+        )
+    lines: list[tuple[date | None, str, str, str]] = [
+        (today, "#555", "today", "2 3"),
+        (median_on, "#d0792b", "run-out (median)", "6 3"),
+        (prompt_on, "#3c8d5a", "next prompt", ""),
+    ]
+    for row, (when, colour, label, dash) in enumerate(lines):
+        if when is None:
+            continue
+        day = when
+        label_y = 14 + 13 * row  # one row each, so labels of close dates do not overlap
+        near_end = x(day) > width - 160  # labels there read leftwards, inside the chart
+        parts.append(
+            f'<line x1="{x(day):.1f}" x2="{x(day):.1f}" y1="{label_y + 2}" y2="{top + plot_h}" '
+            f'stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
+            f'<text x="{x(day) + (-3 if near_end else 3):.1f}" y="{label_y}" font-size="11" '
+            f'fill="#222" text-anchor="{"end" if near_end else "start"}">'
+            f"{label} {day:%d %b}</text>"
+        )
+    for day, anchor in ((start, "start"), (end, "end")):
+        parts.append(f'<text x="{x(day):.1f}" y="{height - 8}" font-size="11" fill="#333" '
+                     f'text-anchor="{anchor}">{day:%d %b %Y}</text>')  # fmt: skip
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - built from numbers, dates and escaped text
+
+
+def _describe_plan(
+    purchases: list[tuple[date, int]],
+    median_on: date | None,
+    band: tuple[date, date] | None,
+    prompt_on: date | None,
+) -> str:
+    text = f"{len(purchases)} purchases"
+    if purchases:
+        text += f", the last on {purchases[-1][0]:%d %b %Y} ({purchases[-1][1]} units)"
+    if median_on:
+        text += f"; predicted run-out {median_on:%d %b %Y}"
+    if band:
+        text += f" (80 % between {band[0]:%d %b} and {band[1]:%d %b})"
+    text += f"; next prompt {prompt_on:%d %b %Y}." if prompt_on else "; no prompt planned."
+    return text

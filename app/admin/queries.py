@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.models import (
     AuditLog,
+    Customer,
+    ForecastOutcome,
+    Order,
+    OrderLine,
+    OrderStatus,
     Outbox,
     OutboxStatus,
     Plan,
     PlanStatus,
+    Product,
     Prompt,
     PromptStatus,
 )
@@ -91,11 +98,16 @@ def prompts_per_day(session: Session, today: date, days: int = 30) -> list[int]:
     return counts
 
 
+BACKLOG = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD)
+
+
 def outbox_backlog(session: Session) -> dict[tuple[str, str], int]:
+    """Messages still to deliver, and dead ones, by kind and status (delivered ones, the
+    bulk of the table, are not counted: the status index answers this alone)."""
     rows = session.execute(
-        select(col(Outbox.kind), col(Outbox.status), func.count()).group_by(
-            col(Outbox.kind), col(Outbox.status)
-        )
+        select(col(Outbox.kind), col(Outbox.status), func.count())
+        .where(col(Outbox.status).in_(BACKLOG))
+        .group_by(col(Outbox.kind), col(Outbox.status))
     )
     return {(kind.value, status.value): n for kind, status, n in rows}
 
@@ -118,3 +130,117 @@ def audit_entries(actor: str | None, entity_type: str | None, action: str | None
     if action:
         query = query.where(col(AuditLog.action) == action)
     return query
+
+
+def customers(search: str | None) -> Select[Any]:
+    """Customers whose email, name or external id contains ``search`` (case-insensitive)."""
+    query = select(Customer).order_by(col(Customer.id))
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(
+            func.lower(col(Customer.email)).like(pattern)
+            | func.lower(col(Customer.name)).like(pattern)
+            | func.lower(col(Customer.external_id)).like(pattern)
+        )
+    return query
+
+
+@dataclass(frozen=True)
+class PlanHistory:
+    """One plan on the customer page: its forecast, purchases, and prompts with answers."""
+
+    plan: Plan
+    product: Product
+    purchases: list[tuple[date, int]]
+    prompts: list[Prompt]
+
+
+def customer_plans(session: Session, customer_id: int) -> list[PlanHistory]:
+    plans = session.execute(
+        select(Plan, Product)
+        .join(Product, col(Product.id) == col(Plan.product_id))
+        .where(col(Plan.customer_id) == customer_id)
+        .order_by(col(Product.external_id))
+    ).all()
+    purchases: dict[int, list[tuple[date, int]]] = {}
+    rows = session.execute(
+        select(col(OrderLine.product_id), col(Order.ordered_on), func.sum(OrderLine.quantity))
+        .join(Order, col(Order.id) == col(OrderLine.order_id))
+        .where(col(Order.customer_id) == customer_id, col(Order.status) == OrderStatus.PLACED)
+        .group_by(col(OrderLine.product_id), col(Order.ordered_on))
+        .order_by(col(Order.ordered_on))
+    )
+    for product_id, day, quantity in rows:
+        purchases.setdefault(product_id, []).append((day, int(quantity)))
+    prompts: dict[int, list[Prompt]] = {}
+    for prompt in session.scalars(
+        select(Prompt).where(col(Prompt.customer_id) == customer_id).order_by(col(Prompt.id).desc())
+    ):
+        prompts.setdefault(prompt.plan_id, []).append(prompt)
+    return [
+        PlanHistory(
+            plan, product, purchases.get(product.id or 0, []), prompts.get(plan.id or 0, [])
+        )
+        for plan, product in plans
+    ]
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Forecasts against the purchases that followed them, over recent days."""
+
+    days: int
+    n: int
+    median_abs_error_days: float | None
+    mean_error_days: float | None  # positive: purchases came later than predicted
+    within_interval: float | None  # share inside the 80 % interval (calibrated: ~0.8)
+
+
+def forecast_accuracy(session: Session, today: date, days: int = 90) -> Accuracy:
+    rows = session.execute(
+        select(
+            col(ForecastOutcome.predicted_on),
+            col(ForecastOutcome.low_on),
+            col(ForecastOutcome.high_on),
+            col(ForecastOutcome.actual_on),
+        ).where(col(ForecastOutcome.actual_on) >= today - timedelta(days=days))
+    ).all()
+    if not rows:
+        return Accuracy(days, 0, None, None, None)
+    errors = sorted((actual - predicted).days for predicted, _, _, actual in rows)
+    inside = sum(low <= actual <= high for _, low, high, actual in rows)
+    return Accuracy(
+        days,
+        len(rows),
+        float(statistics.median(abs(e) for e in errors)),
+        statistics.fmean(errors),
+        inside / len(rows),
+    )
+
+
+@dataclass(frozen=True)
+class Conversion:
+    product: str
+    first_buyers: int
+    came_back: int
+
+    @property
+    def rate(self) -> str:
+        return f"{100 * self.came_back / self.first_buyers:.0f} %" if self.first_buyers else "–"
+
+
+def first_to_second(session: Session, today: date, after_days: int = 90) -> list[Conversion]:
+    """Per product: customers whose first purchase is at least ``after_days`` old, and how
+    many of them bought it a second time."""
+    rows = session.execute(
+        select(
+            col(Product.external_id),
+            func.count(),
+            func.sum(case((col(Plan.n_purchases) >= 2, 1), else_=0)),
+        )
+        .join(Product, col(Product.id) == col(Plan.product_id))
+        .where(col(Plan.first_ordered_on) <= today - timedelta(days=after_days))
+        .group_by(col(Product.external_id))
+        .order_by(col(Product.external_id))
+    ).all()
+    return [Conversion(product, int(n), int(back or 0)) for product, n, back in rows]

@@ -11,16 +11,16 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlmodel import col
 from werkzeug.wrappers import Response
-from wtforms import DecimalField, IntegerField
-from wtforms.validators import InputRequired, NumberRange, ValidationError
+from wtforms import DecimalField, IntegerField, SelectField
+from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
 from app.admin import bp, queries
 from app.admin.auth import operator_required, staff_required
-from app.admin.charts import Series, bar_chart, legend
+from app.admin.charts import Series, bar_chart, forecast_chart, legend
 from app.config import current_settings
 from app.db import get_session, utcnow
-from app.models import OutboxKind, OutboxStatus, Product
-from app.services import outbox, product_settings
+from app.models import ActorType, Customer, OutboxKind, OutboxStatus, Plan, PlanStatus, Product
+from app.services import outbox, preferences, product_settings
 
 
 def _today() -> date:
@@ -42,6 +42,8 @@ def dashboard() -> str:
         active_plans=queries.active_plans(session),
         rates=[queries.answer_rates(session, now, d) for d in (7, 30)],
         backlog=queries.outbox_backlog(session),
+        accuracy=queries.forecast_accuracy(session, today),
+        conversion=queries.first_to_second(session, today),
         chart=bar_chart("Prompts due per day, next 30 days", days, scheduled),
     )
 
@@ -166,3 +168,78 @@ def audit() -> str:
     query = queries.audit_entries(actor, entity, action)
     return render_template("admin/audit.html", page=queries.paginate(get_session(), query,
                            _page()), actor=actor, entity_type=entity, action=action)  # fmt: skip
+
+
+@bp.get("/customers")
+@staff_required
+def customers() -> str:
+    search = request.args.get("q", "").strip()[:320] or None
+    query = queries.customers(search)
+    return render_template("admin/customers.html", q=search,
+                           page=queries.paginate(get_session(), query, _page()))  # fmt: skip
+
+
+def _customer(customer_id: int) -> Customer:
+    found = get_session().get(Customer, customer_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/customers/<int(min=1, max=2147483647):customer_id>")
+@staff_required
+def customer(customer_id: int) -> str:
+    found, today = _customer(customer_id), _today()
+    plans = [
+        (item, forecast_chart(
+            f"{item.product.external_id}: purchases and forecast", item.purchases, today,
+            item.plan.median_on,
+            (item.plan.q10_on, item.plan.q90_on) if item.plan.q10_on and item.plan.q90_on
+            else None,
+            item.plan.prompt_on,
+        ))
+        for item in queries.customer_plans(get_session(), customer_id)
+    ]  # fmt: skip
+    return render_template("admin/customer.html", customer=found, plans=plans,
+                           min_days=preferences.MIN_PREFERRED_DAYS,
+                           max_days=preferences.MAX_PREFERRED_DAYS)  # fmt: skip
+
+
+class PlanControlForm(FlaskForm):  # type: ignore[misc]
+    action = SelectField(choices=["pause", "resume", "stop", "interval", "forecast"],
+                         validators=[InputRequired()])  # fmt: skip
+    interval_days = IntegerField(
+        validators=[Optional(), NumberRange(preferences.MIN_PREFERRED_DAYS,
+                                            preferences.MAX_PREFERRED_DAYS)]
+    )  # fmt: skip
+
+
+ID = "int(min=1, max=2147483647)"
+
+
+@bp.post(f"/customers/<{ID}:customer_id>/plans/<{ID}:plan_id>")
+@operator_required
+def plan_control(customer_id: int, plan_id: int) -> Response:
+    """Pause, resume or stop a plan, fix its interval, or give it back to the forecast."""
+    session, found = get_session(), _customer(customer_id)
+    plan = session.get(Plan, plan_id)
+    if plan is None or plan.customer_id != found.id:
+        abort(404)
+    form = PlanControlForm()
+    action = form.action.data
+    if not form.validate() or (action == "interval" and form.interval_days.data is None):
+        flash(f"Not changed: the interval must be {preferences.MIN_PREFERRED_DAYS}–"
+              f"{preferences.MAX_PREFERRED_DAYS} days.", "error")  # fmt: skip
+        return redirect(url_for("admin.customer", customer_id=customer_id))
+    actor = (ActorType.USER, current_user.email)
+    if action in ("interval", "forecast"):
+        days = form.interval_days.data if action == "interval" else None
+        preferences.change_plan(session, found, plan, utcnow(), preferred_interval_days=days,
+                                actor=actor)  # fmt: skip
+    else:
+        status = {"pause": PlanStatus.PAUSED, "resume": PlanStatus.ACTIVE,
+                  "stop": PlanStatus.STOPPED}[action]  # fmt: skip
+        preferences.change_plan(session, found, plan, utcnow(), status=status, actor=actor)
+    session.commit()
+    flash(f"Plan {plan_id} updated ({action}).")
+    return redirect(url_for("admin.customer", customer_id=customer_id))

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import bulk_update_by_id, fetch_raw, pk, placeholders
+from app.db import bulk_update_by_id, fetch_raw, pk, placeholders, table_of
 from app.forecast import (
     BatchForecast,
     BatchInput,
@@ -33,7 +33,7 @@ from app.forecast.features import empty_answers
 from app.forecast.prompt import NO_PROMPT, explain, prompt_clause
 from app.forecast.score import METHOD_MODEL
 from app.forecast.types import ANSWER_CODES, Explanation, Method
-from app.models import ForecastModel, Plan, PlanStatus, Product
+from app.models import ForecastModel, ForecastOutcome, Plan, PlanStatus, Product
 from app.services.plans import CHUNK, Pair
 
 logger = logging.getLogger(__name__)
@@ -220,9 +220,38 @@ def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: dateti
     current = current_params(session)
     if not wanted or current is None:
         return 0
-    history = load_history(session, {c for c, _ in wanted})
+    customers = {c for c, _ in wanted}
+    _record_outcomes(session, customers, wanted, now)
+    history = load_history(session, customers)
     origin = today + timedelta(days=1)
     return _score_and_store(session, history, current[1], origin, now, only=wanted)
+
+
+def _record_outcomes(
+    session: Session, customers: set[int], wanted: set[Pair], now: datetime
+) -> None:
+    """Keep each stored forecast that a newer purchase has just put to the test, with that
+    purchase's day (the forecast is about to be replaced)."""
+    plan = table_of(Plan)
+    outcomes = []
+    ordered = sorted(customers)
+    for start in range(0, len(ordered), CHUNK):
+        rows = session.execute(
+            select(plan.c.id, plan.c.customer_id, plan.c.product_id, plan.c.median_on,
+                   plan.c.q10_on, plan.c.q90_on, plan.c.last_ordered_on, plan.c.forecast_last_on)
+            .where(plan.c.customer_id.in_(ordered[start : start + CHUNK]),
+                   plan.c.last_ordered_on > plan.c.forecast_last_on,
+                   plan.c.median_on.is_not(None))
+        )  # fmt: skip
+        outcomes += [
+            {"plan_id": r.id, "product_id": r.product_id, "predicted_on": r.median_on,
+             "low_on": r.q10_on or r.median_on, "high_on": r.q90_on or r.median_on,
+             "actual_on": r.last_ordered_on, "recorded_at": now}
+            for r in rows
+            if (r.customer_id, r.product_id) in wanted
+        ]  # fmt: skip
+    if outcomes:
+        session.execute(table_of(ForecastOutcome).insert(), outcomes)
 
 
 def _score_and_store(
@@ -339,6 +368,7 @@ def _forecast_rows(
                 "p_active": _finite(p_active),
                 "p_within_horizon": _finite(p_within),
                 "prompt_on": prompt_on,
+                "forecast_last_on": day(last),
                 "forecast_method": method,
                 "n_intervals": n - 1,
                 "explanation": explanation[:500],

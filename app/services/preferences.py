@@ -36,11 +36,13 @@ def change_plan(
     now: datetime,
     status: PlanStatus | None = None,
     preferred_interval_days: int | bool | None = False,
+    actor: tuple[ActorType, str] | None = None,
 ) -> Plan:
     """Set a plan's status and/or fixed interval (``False``: leave the interval as it is).
 
     Pausing or stopping cancels the plan's open prompt; every change re-schedules the plan.
-    Raises ValueError for an interval outside 1..365 days.
+    Raises ValueError for an interval outside 1..365 days. ``actor`` (audit log): the customer
+    unless given (operations staff change plans from the admin pages).
     """
     before = {"status": plan.status.value, "preferred_interval_days": plan.preferred_interval_days}
     if status is not None:
@@ -59,8 +61,9 @@ def change_plan(
         plan.prompt_not_before = None
         cancel_open(session, [plan.id], "plan changed", now)  # type: ignore[list-item]
     after = {"status": plan.status.value, "preferred_interval_days": plan.preferred_interval_days}
-    record(session, now, ActorType.CUSTOMER, customer.external_id, "plan.change", "plan",
-           str(plan.id), before, after)  # fmt: skip
+    actor_type, actor_name = actor or (ActorType.CUSTOMER, customer.external_id)
+    record(session, now, actor_type, actor_name, "plan.change", "plan", str(plan.id), before,
+           after)  # fmt: skip
     session.flush()
     today = now.astimezone(ZoneInfo(customer.timezone)).date()
     reestimate(session, {(plan.customer_id, plan.product_id)}, today, now)

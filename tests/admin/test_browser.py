@@ -22,6 +22,7 @@ from werkzeug.serving import make_server
 from app.db import get_session
 from app.models import Outbox, OutboxStatus
 from tests.admin.conftest import OPERATOR, PASSWORD
+from tests.admin.test_customers import _forecast_plan
 from tests.admin.test_pages import EARLIER, _busiest_product, _dead_webhook
 
 pytestmark = pytest.mark.slow
@@ -105,7 +106,7 @@ def test_signing_in_and_reading_the_dashboard(visit: Visit) -> None:
     expect(page.get_by_text(f"{OPERATOR} (operator)")).to_be_visible()
     expect(page.locator("svg.chart")).to_be_visible()
     visit.check("dashboard")
-    for section in ("Products", "Deliveries", "Audit log"):
+    for section in ("Products", "Customers", "Deliveries", "Audit log"):
         page.get_by_role("navigation").get_by_role("link", name=section).click()
         expect(page.get_by_role("heading", level=1, name=section)).to_be_visible()
         visit.check(section.lower().replace(" ", "-"))
@@ -147,3 +148,20 @@ def test_retrying_a_dead_lettered_webhook(visit: Visit, shop: Flask) -> None:
     visit.check("retried")
     with shop.app_context():
         assert get_session().get_one(Outbox, message_id).status is OutboxStatus.PENDING
+
+
+def test_opening_a_customers_forecast_chart(visit: Visit, shop: Flask) -> None:
+    customer, plan = _forecast_plan(shop)
+    visit.sign_in()
+    page = visit.page
+    page.get_by_role("navigation").get_by_role("link", name="Customers").click()
+    page.get_by_label("Email, name or external id").fill(customer.external_id)
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name=customer.external_id, exact=True).click()
+    visit.check("customer")
+    chart = page.get_by_role("img", name=re.compile("purchases and forecast")).first
+    expect(chart).to_be_visible()
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 600  # readable on a laptop screen
+    assert plan.explanation is not None
+    expect(page.get_by_text(plan.explanation).first).to_be_visible()

@@ -7,9 +7,19 @@ from datetime import timedelta
 from sqlmodel import col
 
 from app.db import get_session
-from app.models import AuditLog, Outbox, OutboxKind, OutboxStatus, Plan, Product
+from app.models import (
+    AuditLog,
+    Customer,
+    ForecastOutcome,
+    Outbox,
+    OutboxKind,
+    OutboxStatus,
+    Plan,
+    Product,
+)
 from app.services import outbox
 from tests.admin.conftest import NOW, OPERATOR, csrf_token
+from tests.factories import order_body
 
 
 def _busiest_product(app) -> Product:
@@ -130,3 +140,28 @@ def test_the_dashboard_counts_plans_and_charts_the_coming_prompts(shop, operator
         active = get_session().query(Plan).filter_by(status="active").count()
     assert f'<p class="big">{active}</p>' in page.text
     assert "Prompts due per day, next 30 days" in page.text and "<svg" in page.text
+
+
+def test_a_synced_reorder_is_checked_against_its_forecast_on_the_dashboard(
+    shop, operator, client, auth
+):
+    with shop.app_context():
+        session = get_session()
+        plan = session.query(Plan).filter(col(Plan.median_on).is_not(None)).first()
+        assert plan is not None and plan.median_on and plan.q10_on and plan.q90_on
+        customer = session.get_one(Customer, plan.customer_id).external_id
+        product = session.get_one(Product, plan.product_id).external_id
+    assert "No reorders since forecasts were first stored." in operator.get("/admin/").text
+    stamp = f"{plan.median_on.isoformat()}T12:00:00+09:00"  # bought exactly on the median
+    body = order_body(customer_external_id=customer, ordered_at=stamp, updated_at=stamp,
+                      lines=[{"product_external_id": product, "quantity": 1}])  # fmt: skip
+    assert client.put("/api/v1/orders/o-new", json=body, headers=auth).status_code == 201
+    with shop.app_context():
+        [outcome] = get_session().query(ForecastOutcome).all()
+        assert (outcome.predicted_on, outcome.actual_on) == (plan.median_on, plan.median_on)
+        assert (outcome.low_on, outcome.high_on) == (plan.q10_on, plan.q90_on)
+    page = operator.get("/admin/")
+    assert re.search(r"Reorders checked</th><td>1<", page.text)
+    assert re.search(r"Median error</th><td>0 days", page.text)
+    assert re.search(r"Inside the 80 % interval</th><td>100 %", page.text)
+    assert "First to second purchase" in page.text and product in page.text

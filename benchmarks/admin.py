@@ -1,0 +1,161 @@
+"""Admin page render times with 100,000 customers and about 1,000,000 orders (SQLite).
+
+Builds the shop with ``benchmarks/refit.py``'s generator (5 plans per customer), fits and
+scores the forecast, adds 100,000 prompts with answers, 100,000 outbox rows (some dead) and
+100,000 audit entries, then signs in and requests every admin page repeatedly in-process
+(Flask test client: the page's own work, no network), printing each page's median and p90
+next to a trivial route's in the same run. Target: every page's median under 300 ms.
+
+    .venv/bin/python benchmarks/admin.py [--customers 100000] [--repeat 11]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy.orm import Session  # noqa: E402
+
+from app import create_app, migrate  # noqa: E402
+from app.db import make_engine  # noqa: E402
+from app.models import AdminRole  # noqa: E402
+from app.services import admin_users, forecasting  # noqa: E402
+from benchmarks.refit import NOW, PLANS_PER_CUSTOMER, TODAY, build_plans, build_shop  # noqa: E402
+from benchmarks.service import SECRET, SMTP_URL  # noqa: E402
+
+EMAIL, PASSWORD = "bench@example.jp", "benchmark password 123"
+_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def add_activity(path: Path, n_customers: int, n_rows: int, seed: int = 5) -> None:
+    """Prompts (sent over the last 30 days, with answers), outbox rows and audit entries."""
+    rng = np.random.default_rng(seed)
+    conn = sqlite3.connect(path)
+    statuses = ["sent", "confirmed", "skipped", "snoozed", "expired"]
+    stamp = NOW.replace(tzinfo=None).isoformat(" ", "microseconds")
+    n_plans = conn.execute("SELECT max(id) FROM plan").fetchone()[0]
+    rows = []
+    plans = rng.permutation(n_plans)[:n_rows] + 1  # one prompt per plan (one open at a time)
+    for i, plan in enumerate(plans.tolist(), start=1):
+        sent = NOW - timedelta(seconds=int(rng.integers(0, 30 * 86400)))
+        at = sent.replace(tzinfo=None).isoformat(" ", "microseconds")
+        rows.append((i, plan, statuses[i % 5], at, f"{i:032x}", stamp))
+    conn.executemany(
+        "INSERT INTO prompt (id, plan_id, customer_id, status, due_at, nonce, quantity, sent_at,"
+        " created_at, updated_at) SELECT ?, id, customer_id, ?, ?, ?, 1, ?, ?, ? FROM plan"
+        " WHERE id = ?",
+        ((i, s, sent, nonce, sent, st, st, plan) for i, plan, s, sent, nonce, st in rows),
+    )
+    outbox_states = ["delivered"] * 8 + ["pending", "dead"]
+    conn.executemany(
+        "INSERT INTO outbox (id, kind, dedupe_key, status, event_type, recipient, payload,"
+        " attempts, available_at, last_error, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, 'prompt', 'c@example.jp', 'x', 1, ?, ?, ?, ?)",
+        (
+            (i, "email" if i % 3 else "webhook", f"k{i}", outbox_states[i % 10], stamp,
+             "HTTP 503" if i % 10 == 9 else None, stamp, stamp)
+            for i in range(1, n_rows + 1)
+        ),
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO audit_log (at, actor_type, actor, action, entity_type, entity_id, before,"
+        " after) VALUES (?, 'customer', ?, 'prompt.skip', 'plan', ?, '{}', '{}')",
+        ((stamp, f"c{i % n_customers + 1}", str(i)) for i in range(1, n_rows + 1)),
+    )
+    conn.commit()
+    conn.close()
+
+
+def time_pages(url: str, repeat: int, customer: int) -> dict[str, list[float]]:
+    app = create_app({"KAIDOKI_ENV": "production", "KAIDOKI_DATABASE_URL": url,
+                      "KAIDOKI_SECRET_KEY": SECRET, "KAIDOKI_BASE_URL": "https://k.example.jp",
+                      "KAIDOKI_SMTP_URL": SMTP_URL, "KAIDOKI_LOG_LEVEL": "WARNING"})  # fmt: skip
+    client = app.test_client()
+    token = _TOKEN.search(client.get("/admin/login").text)
+    assert token is not None
+    signed_in = client.post("/admin/login", data={"email": EMAIL, "password": PASSWORD,
+                                                  "csrf_token": token.group(1)})  # fmt: skip
+    assert signed_in.status_code == 302, signed_in.text
+    csrf = _TOKEN.search(client.get("/admin/products/1").text)
+    assert csrf is not None
+    preview = {"csrf_token": csrf.group(1), "action": "preview", "default_interval_days": 30,
+               "min_interval_days": 1, "max_interval_days": 180, "lead_time_days": 5,
+               "target_stockout_risk": "0.2", "prompt_expiry_days": 7}  # fmt: skip
+    pages = {
+        "trivial route /healthz": lambda: client.get("/healthz"),
+        "dashboard": lambda: client.get("/admin/"),
+        "products (page 1)": lambda: client.get("/admin/products"),
+        "products (last page)": lambda: client.get("/admin/products?page=10"),
+        "product settings": lambda: client.get("/admin/products/1"),
+        "product preview (POST)": lambda: client.post("/admin/products/1", data=preview),
+        "customers (page 1)": lambda: client.get("/admin/customers"),
+        "customers (page 1000)": lambda: client.get("/admin/customers?page=1000"),
+        "customer search": lambda: client.get(f"/admin/customers?q=c{customer}"),
+        "customer page": lambda: client.get(f"/admin/customers/{customer}"),
+        "deliveries": lambda: client.get("/admin/deliveries"),
+        "deliveries (dead)": lambda: client.get("/admin/deliveries?status=dead"),
+        "audit log": lambda: client.get("/admin/audit"),
+        "audit log (filtered)": lambda: client.get(f"/admin/audit?actor=c{customer}"),
+    }
+    timings: dict[str, list[float]] = {}
+    for name, request in pages.items():
+        request()  # warm
+        timings[name] = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            response = request()
+            timings[name].append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise SystemExit(f"{name}: HTTP {response.status_code}")
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=11)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kaidoki-admin-") as tmp:
+        path = Path(tmp) / "shop.sqlite3"
+        url = f"sqlite:///{path}"
+        migrate.upgrade(url)
+        started = time.perf_counter()
+        n_orders = build_shop(path, args.customers * PLANS_PER_CUSTOMER, 5.0)
+        engine = make_engine(url)
+        build_plans(engine, args.customers)
+        with Session(engine) as session:
+            forecasting.refit(session, TODAY, NOW)
+            admin_users.create_user(session, EMAIL, PASSWORD, AdminRole.OPERATOR, "bench", NOW)
+            session.commit()
+        engine.dispose()
+        add_activity(path, args.customers, 100_000)
+        built = time.perf_counter() - started
+        print(f"shop: {args.customers:,} customers, {n_orders:,} orders, up to 100,000 prompts, "
+              f"100,000 outbox rows and audit entries (built in {built:.0f} s)")  # fmt: skip
+        timings = time_pages(url, args.repeat, args.customers // 2 + 7)
+    print(f"{'page':28} {'median ms':>10} {'p90 ms':>8}")
+    worst = 0.0
+    for name, times in timings.items():
+        median = statistics.median(times)
+        p90 = statistics.quantiles(times, n=10)[-1] if len(times) > 1 else times[0]
+        if not name.startswith("trivial"):
+            worst = max(worst, median)
+        print(f"{name:28} {1000 * median:10.1f} {1000 * p90:8.1f}")
+    verdict = "met" if worst < 0.300 else "NOT met"
+    print(f"slowest page median {1000 * worst:.0f} ms; target < 300 ms: {verdict}")
+
+
+if __name__ == "__main__":
+    main()

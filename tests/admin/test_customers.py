@@ -1,0 +1,81 @@
+"""Finding a customer and reading (and steering) their plans."""
+
+from sqlmodel import col
+
+from app.db import get_session
+from app.models import ActorType, AuditLog, Customer, Plan, PlanStatus
+from tests.admin.conftest import OPERATOR, csrf_token
+
+
+def _forecast_plan(app) -> tuple[Customer, Plan]:
+    with app.app_context():
+        session = get_session()
+        forecast = session.query(Plan).filter(
+            col(Plan.prompt_on).is_not(None), col(Plan.n_purchases) >= 3
+        )
+        plan = forecast.order_by(col(Plan.id)).first()
+        assert plan is not None
+        return session.get_one(Customer, plan.customer_id), plan
+
+
+def test_search_finds_customers_by_email_name_or_external_id(shop, operator):
+    customer, _ = _forecast_plan(shop)
+    assert customer.email and customer.name
+    for term in (customer.email.upper(), customer.name, customer.external_id):
+        page = operator.get("/admin/customers", query_string={"q": term})
+        assert f'/admin/customers/{customer.id}"' in page.text, term
+    assert "No customers match" in operator.get("/admin/customers?q=zzz-nobody").text
+
+
+def test_a_customers_page_charts_each_plans_history_and_forecast_with_its_reason(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    page = operator.get(f"/admin/customers/{customer.id}")
+    assert page.status_code == 200
+    assert page.text.count('<svg class="chart"') >= 1
+    assert "80 % interval" in page.text and "run-out (median)" in page.text
+    assert "next prompt" in page.text and plan.prompt_on is not None
+    assert f"<strong>Next prompt:</strong> {plan.prompt_on:%d %b %Y}" in page.text
+    assert plan.explanation is not None and plan.explanation in page.text
+
+
+def test_an_operator_pauses_a_plan_and_fixes_an_interval_and_both_are_audited(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    url = f"/admin/customers/{customer.id}/plans/{plan.id}"
+    token = csrf_token(operator.get(f"/admin/customers/{customer.id}").text)
+    assert operator.post(url, data={"csrf_token": token, "action": "pause"}).status_code == 302
+    with shop.app_context():
+        paused = get_session().get_one(Plan, plan.id)
+        assert (paused.status, paused.prompt_on) == (PlanStatus.PAUSED, None)
+    form = {"csrf_token": token, "action": "interval", "interval_days": "21"}
+    operator.post(url, data=form | {"action": "resume"})
+    operator.post(url, data=form)
+    with shop.app_context():
+        fixed = get_session().get_one(Plan, plan.id)
+        assert (fixed.status, fixed.preferred_interval_days) == (PlanStatus.ACTIVE, 21)
+        entries = get_session().query(AuditLog).filter_by(action="plan.change").all()
+        assert [(e.actor_type, e.actor) for e in entries] == [(ActorType.USER, OPERATOR)] * 3
+    bad = operator.post(url, data=form | {"interval_days": "0"}, follow_redirects=True)
+    assert "Not changed: the interval must be 1–365 days." in bad.text
+
+
+def test_a_viewer_sees_no_plan_controls_and_cannot_post_them(shop, viewer):
+    customer, plan = _forecast_plan(shop)
+    page = viewer.get(f"/admin/customers/{customer.id}")
+    assert "Fix interval" not in page.text
+    form = {"csrf_token": csrf_token(page.text), "action": "stop"}
+    assert (
+        viewer.post(f"/admin/customers/{customer.id}/plans/{plan.id}", data=form).status_code == 403
+    )
+    with shop.app_context():
+        assert get_session().get_one(Plan, plan.id).status is PlanStatus.ACTIVE
+
+
+def test_another_customers_plan_is_not_found(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    with shop.app_context():
+        other = get_session().query(Customer).filter(col(Customer.id) != customer.id).first()
+        assert other is not None
+    token = csrf_token(operator.get("/admin/").text)
+    response = operator.post(f"/admin/customers/{other.id}/plans/{plan.id}",
+                             data={"csrf_token": token, "action": "stop"})  # fmt: skip
+    assert response.status_code == 404
