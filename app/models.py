@@ -200,7 +200,10 @@ class Plan(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("customer_id", "product_id", name="uq_plan_pair"),
         # The scheduler's question "which plans are due for a prompt?".
-        Index("ix_plan_prompt_on", "prompt_on"),
+        # Covering for the scheduler and the dashboard: prompt dates of active plans.
+        Index("ix_plan_prompt_on", "prompt_on", "status"),
+        # Covering for first-to-second purchase conversion by product (admin dashboard).
+        Index("ix_plan_product_first_ordered_on", "product_id", "first_ordered_on", "n_purchases"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -255,6 +258,7 @@ class Prompt(SQLModel, table=True):
         ),
         Index("ix_prompt_status_due_at", "status", "due_at"),
         Index("ix_prompt_customer_sent_at", "customer_id", "sent_at"),
+        Index("ix_prompt_sent_at_status", "sent_at", "status"),  # answer rates (dashboard)
     )
 
     id: int | None = Field(default=None, primary_key=True)

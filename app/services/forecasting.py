@@ -161,15 +161,21 @@ def product_settings(session: Session, product_ids: Iterable[str]) -> dict[str, 
     """The forecaster's view of these products' ops settings, keyed by product id."""
     wanted = sorted({int(p) for p in product_ids})
     settings: dict[str, ProductSettings] = {}
+    columns = (pk(Product), col(Product.default_interval_days), col(Product.min_interval_days),
+               col(Product.max_interval_days), col(Product.lead_time_days),
+               col(Product.target_stockout_risk))  # fmt: skip
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
-        for product in session.scalars(select(Product).where(pk(Product).in_(chunk))):
-            settings[str(product.id)] = ProductSettings(
-                default_interval_days=product.default_interval_days,
-                min_interval_days=product.min_interval_days,
-                max_interval_days=product.max_interval_days,
-                lead_time_days=product.lead_time_days,
-                target_stockout_risk=product.target_stockout_risk,
+        # Plain rows, not ORM objects: a refit or a preview reads every product.
+        for product_id, default, low, high, lead, risk in session.execute(
+            select(*columns).where(pk(Product).in_(chunk))
+        ):
+            settings[str(product_id)] = ProductSettings(
+                default_interval_days=default,
+                min_interval_days=low,
+                max_interval_days=high,
+                lead_time_days=lead,
+                target_stockout_risk=risk,
             )
     return settings
 

@@ -1,5 +1,5 @@
 """Forecast outcomes: each synced purchase beside the forecast made before it; plans remember
-the last purchase their forecast was based on.
+the last purchase their forecast was based on. Covering indexes for the admin dashboard.
 
 Revision ID: b0435937b328
 Revises: 5aabc9e7d30a
@@ -49,8 +49,20 @@ def upgrade() -> None:
     with op.batch_alter_table("plan", schema=None) as batch_op:
         batch_op.add_column(sa.Column("forecast_last_on", sa.Date(), nullable=True))
 
+    # Covering indexes for the admin dashboard's counts (and the scheduler's prompt dates).
+    op.drop_index("ix_plan_prompt_on", table_name="plan")
+    op.create_index("ix_plan_prompt_on", "plan", ["prompt_on", "status"])
+    op.create_index("ix_plan_product_first_ordered_on", "plan",
+                    ["product_id", "first_ordered_on", "n_purchases"])  # fmt: skip
+    op.create_index("ix_prompt_sent_at_status", "prompt", ["sent_at", "status"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_prompt_sent_at_status", table_name="prompt")
+    op.drop_index("ix_plan_product_first_ordered_on", table_name="plan")
+    op.drop_index("ix_plan_prompt_on", table_name="plan")
+    op.create_index("ix_plan_prompt_on", "plan", ["prompt_on"])
+
     with op.batch_alter_table("plan", schema=None) as batch_op:
         batch_op.drop_column("forecast_last_on")
 
