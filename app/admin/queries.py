@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, String, case, cast, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -64,7 +64,7 @@ def answer_rates(session: Session, now: datetime, days: int) -> AnswerRates:
     """Prompts sent in the last ``days`` days and what became of them."""
     # Grouped by an expression, not the column: otherwise SQLite walks the whole status index
     # to group, instead of the sent_at range of the covering (sent_at, status) index.
-    status = func.lower(col(Prompt.status))
+    status = cast(col(Prompt.status), String)
     rows = session.execute(
         select(status, func.count())
         .where(col(Prompt.sent_at) >= now - timedelta(days=days))
