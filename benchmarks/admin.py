@@ -12,7 +12,6 @@ next to a trivial route's in the same run. Target: every page's median under 300
 from __future__ import annotations
 
 import argparse
-import re
 import sqlite3
 import statistics
 import sys
@@ -34,9 +33,9 @@ from app.models import AdminRole  # noqa: E402
 from app.services import admin_users, forecasting  # noqa: E402
 from benchmarks.refit import NOW, PLANS_PER_CUSTOMER, TODAY, build_plans, build_shop  # noqa: E402
 from benchmarks.service import SECRET, SMTP_URL  # noqa: E402
+from tests.admin.conftest import csrf_token, sign_in  # noqa: E402
 
 EMAIL, PASSWORD = "bench@example.jp", "benchmark password 123"
-_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 def add_activity(path: Path, n_customers: int, n_rows: int, seed: int = 5) -> None:
@@ -83,14 +82,10 @@ def time_pages(url: str, repeat: int, customer: int) -> dict[str, list[float]]:
                       "KAIDOKI_SECRET_KEY": SECRET, "KAIDOKI_BASE_URL": "https://k.example.jp",
                       "KAIDOKI_SMTP_URL": SMTP_URL, "KAIDOKI_LOG_LEVEL": "WARNING"})  # fmt: skip
     client = app.test_client()
-    token = _TOKEN.search(client.get("/admin/login").text)
-    assert token is not None
-    signed_in = client.post("/admin/login", data={"email": EMAIL, "password": PASSWORD,
-                                                  "csrf_token": token.group(1)})  # fmt: skip
+    signed_in = sign_in(client, EMAIL, PASSWORD)
     assert signed_in.status_code == 302, signed_in.text
-    csrf = _TOKEN.search(client.get("/admin/products/1").text)
-    assert csrf is not None
-    preview = {"csrf_token": csrf.group(1), "action": "preview", "default_interval_days": 30,
+    csrf = csrf_token(client.get("/admin/products/1").text)
+    preview = {"csrf_token": csrf, "action": "preview", "default_interval_days": 30,
                "min_interval_days": 1, "max_interval_days": 180, "lead_time_days": 5,
                "target_stockout_risk": "0.2", "prompt_expiry_days": 7}  # fmt: skip
     pages = {

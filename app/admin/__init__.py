@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, Response, g, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
-from app.config import current_settings
+from app.config import SETTINGS_KEY
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager = LoginManager()
@@ -50,7 +50,8 @@ def _security_headers(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     from app.admin import auth, views  # noqa: F401 - register the routes
 
-    secure = current_settings_secure(app)
+    # Cookies are marked Secure when the service is reached over HTTPS.
+    secure = app.extensions[SETTINGS_KEY].base_url.startswith("https://")
     app.config.update(
         # CSRF is checked on the admin blueprint only: the API uses bearer keys and the
         # customer pages signed links, neither carries a session.
@@ -68,9 +69,3 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "admin.login"
     login_manager.session_protection = "strong"
     app.register_blueprint(bp)
-
-
-def current_settings_secure(app: Flask) -> bool:
-    """Cookies are marked Secure when the service is reached over HTTPS."""
-    with app.app_context():
-        return current_settings().base_url.startswith("https://")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, String, case, cast, func, select
 from sqlalchemy.orm import Session
@@ -28,7 +28,6 @@ from app.models import (
 )
 
 PAGE_SIZE = 50
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,20 +98,6 @@ def prompts_per_day(session: Session, today: date, days: int = 30) -> list[int]:
         if day is not None:
             counts[max((day - today).days, 0)] += n
     return counts
-
-
-BACKLOG = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD)
-
-
-def outbox_backlog(session: Session) -> dict[tuple[str, str], int]:
-    """Messages still to deliver, and dead ones, by kind and status (delivered ones, the
-    bulk of the table, are not counted: the status index answers this alone)."""
-    rows = session.execute(
-        select(col(Outbox.kind), col(Outbox.status), func.count())
-        .where(col(Outbox.status).in_(BACKLOG))
-        .group_by(col(Outbox.kind), col(Outbox.status))
-    )
-    return {(kind.value, status.value): n for kind, status, n in rows}
 
 
 def deliveries(status: OutboxStatus | None, kind: str | None) -> Select[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -21,6 +22,9 @@ from app.config import current_settings
 from app.db import get_session, utcnow
 from app.models import ActorType, Customer, OutboxKind, OutboxStatus, Plan, PlanStatus, Product
 from app.services import outbox, preferences, product_settings
+
+ID = "int(min=1, max=2147483647)"  # a database id in a path: never overflows a column
+T = TypeVar("T")
 
 
 def _today() -> date:
@@ -41,7 +45,7 @@ def dashboard() -> str:
         "admin/dashboard.html",
         active_plans=queries.active_plans(session),
         rates=[queries.answer_rates(session, now, d) for d in (7, 30)],
-        backlog=queries.outbox_backlog(session),
+        backlog=outbox.backlog(session, outbox.WAITING_OR_DEAD),
         accuracy=queries.forecast_accuracy(session, today),
         conversion=queries.first_to_second(session, today),
         chart=bar_chart("Prompts due per day, next 30 days", days, scheduled),
@@ -92,26 +96,26 @@ class ProductSettingsForm(FlaskForm):  # type: ignore[misc]
         )  # fmt: skip
 
 
-def _product(product_id: int) -> Product:
-    product = get_session().get(Product, product_id)
-    if product is None:
+def _get_or_404(model: type[T], record_id: int) -> T:
+    found = get_session().get(model, record_id)
+    if found is None:
         abort(404)
-    return product
+    return found
 
 
-@bp.get("/products/<int(min=1, max=2147483647):product_id>")
+@bp.get(f"/products/<{ID}:product_id>")
 @staff_required
 def product(product_id: int) -> str:
-    found = _product(product_id)
+    found = _get_or_404(Product, product_id)
     form = ProductSettingsForm(obj=found)
     return render_template("admin/product.html", product=found, form=form, preview=None)
 
 
-@bp.post("/products/<int(min=1, max=2147483647):product_id>")
+@bp.post(f"/products/<{ID}:product_id>")
 @operator_required
 def product_change(product_id: int) -> str | Response | tuple[str, int]:
     """``action=preview`` shows what the change would do; ``action=save`` applies it."""
-    session, found = get_session(), _product(product_id)
+    session, found = get_session(), _get_or_404(Product, product_id)
     form = ProductSettingsForm()
     if not form.validate():
         return render_template("admin/product.html", product=found, form=form, preview=None), 422
@@ -143,7 +147,7 @@ def deliveries() -> str:
                            kinds=list(OutboxKind))  # fmt: skip
 
 
-@bp.post("/deliveries/<int(min=1, max=2147483647):outbox_id>/replay")
+@bp.post(f"/deliveries/<{ID}:outbox_id>/replay")
 @operator_required
 def replay(outbox_id: int) -> Response:
     session = get_session()
@@ -179,17 +183,10 @@ def customers() -> str:
                            page=queries.paginate(get_session(), query, _page()))  # fmt: skip
 
 
-def _customer(customer_id: int) -> Customer:
-    found = get_session().get(Customer, customer_id)
-    if found is None:
-        abort(404)
-    return found
-
-
-@bp.get("/customers/<int(min=1, max=2147483647):customer_id>")
+@bp.get(f"/customers/<{ID}:customer_id>")
 @staff_required
 def customer(customer_id: int) -> str:
-    found, today = _customer(customer_id), _today()
+    found, today = _get_or_404(Customer, customer_id), _today()
     plans = [
         (item, forecast_chart(
             f"{item.product.external_id}: purchases and forecast", item.purchases, today,
@@ -214,14 +211,11 @@ class PlanControlForm(FlaskForm):  # type: ignore[misc]
     )  # fmt: skip
 
 
-ID = "int(min=1, max=2147483647)"
-
-
 @bp.post(f"/customers/<{ID}:customer_id>/plans/<{ID}:plan_id>")
 @operator_required
 def plan_control(customer_id: int, plan_id: int) -> Response:
     """Pause, resume or stop a plan, fix its interval, or give it back to the forecast."""
-    session, found = get_session(), _customer(customer_id)
+    session, found = get_session(), _get_or_404(Customer, customer_id)
     plan = session.get(Plan, plan_id)
     if plan is None or plan.customer_id != found.id:
         abort(404)

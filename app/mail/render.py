@@ -18,11 +18,12 @@ from typing import Any
 from flask import render_template
 from flask_babel import (
     force_locale,
-    format_date,
     get_locale,
     gettext,
     ngettext,
 )
+
+from app.i18n import format_date_long
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def prompt_message(
             "items": items,
             "manage_url": manage_url,
             "unsubscribe_url": unsubscribe_url,
-            "format_day": _format_day,
+            "format_day": format_date_long,
             "locale": locale,
         }
         text = render_template("mail/prompt.txt", **context)
@@ -83,10 +84,10 @@ def _in_locale(locale: str) -> AbstractContextManager[None]:
 
 
 # Messages are written out directly rather than through ``email.message``: every header value
-# here is ASCII once the subject and display names are RFC 2047-encoded (by ``email.header``
-# and ``email.utils``), and bodies are base64 in 76-character lines, so the generic generator
-# and its header folding (most of the cost of a morning's prompts) have nothing to add. The
-# tests parse every message back with the standard library's parser.
+# here is ASCII once the subject and display names are RFC 2047-encoded (``_ascii_header``;
+# ``email.utils`` for addresses), and bodies are base64 in 76-character lines, so the generic
+# generator and its header folding (most of the cost of a morning's prompts) have nothing to
+# add. The tests parse every message back with the standard library's parser.
 CRLF = "\r\n"
 
 
@@ -164,10 +165,6 @@ def assemble(
     return CRLF.join(lines)
 
 
-def _format_day(day: date | None) -> str:
-    return str(format_date(day, format="long")) if day is not None else ""
-
-
 def reason_sentence(data: dict[str, Any] | None, fallback: str | None) -> str:
     """The one-line reason for the prompt date, in the current locale.
 
@@ -195,11 +192,12 @@ def reason_sentence(data: dict[str, Any] | None, fallback: str | None) -> str:
         return str(gettext(
             "Customers usually use %(units)s of this in about %(days)d days; "
             "%(chance)d%% chance of running out after %(day)s; delivery takes %(lead)d days.",
-            units=units, days=round(interval), chance=chance, day=_format_day(runout), lead=lead,
+            units=units, days=round(interval), chance=chance, day=format_date_long(runout),
+            lead=lead,
         ))  # fmt: skip
     return str(gettext(
         "%(n)d purchases, about %(units)s every %(days)d days; "
         "%(chance)d%% chance of running out after %(day)s; delivery takes %(lead)d days.",
         n=int(data.get("n_purchases") or 0), units=units, days=round(interval), chance=chance,
-        day=_format_day(runout), lead=lead,
+        day=format_date_long(runout), lead=lead,
     ))  # fmt: skip

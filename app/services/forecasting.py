@@ -244,7 +244,7 @@ def _record_outcomes(
     for start in range(0, len(ordered), CHUNK):
         rows = session.execute(
             select(plan.c.id, plan.c.customer_id, plan.c.product_id, plan.c.median_on,
-                   plan.c.q10_on, plan.c.q90_on, plan.c.last_ordered_on, plan.c.forecast_last_on)
+                   plan.c.q10_on, plan.c.q90_on, plan.c.last_ordered_on)
             .where(plan.c.customer_id.in_(ordered[start : start + CHUNK]),
                    plan.c.last_ordered_on > plan.c.forecast_last_on,
                    plan.c.median_on.is_not(None))

@@ -79,11 +79,12 @@ def preview(session: Session, product: Product, change: SettingsChange, today: d
     history = forecasting.load_history(session, set(customers))
     settings = forecasting.product_settings(session, history.batch.product_ids)
     origin = today + timedelta(days=1)  # as the service scores: today's events count
+    this_product = history.pair_product_ids == product.id
 
     def prompt_days(product_settings: dict[str, ProductSettings]) -> np.ndarray:
         scored = score_batch(history.batch, current[1], origin, forecasting.HORIZON_DAYS,
                              settings=product_settings)  # fmt: skip
-        days: np.ndarray = scored.prompt_day[history.pair_product_ids == product.id]
+        days: np.ndarray = scored.prompt_day[this_product]
         return days
 
     old = prompt_days(settings)

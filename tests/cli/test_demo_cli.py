@@ -4,6 +4,7 @@ from sqlmodel import col
 
 from app.db import get_session
 from app.models import Customer, Order, Plan
+from tests.admin.conftest import sign_in
 
 
 def test_demo_load_fills_an_empty_database_and_writes_a_key(app, runner):
@@ -40,9 +41,5 @@ def test_demo_load_makes_an_operator_who_can_sign_in(app, runner):
     assert "sign in as admin@example.jp" in result.output
     password = (Path(app.instance_path) / "demo_admin_password").read_text().strip()
     client = app.test_client()
-    page = client.get("/admin/login").text
-    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    form = {"email": "admin@example.jp", "password": password, "csrf_token": token}
-    signed_in = client.post("/admin/login", data=form)
-    assert signed_in.status_code == 302
+    assert sign_in(client, "admin@example.jp", password).status_code == 302
     assert "admin@example.jp (operator)" in client.get("/admin/").text
