@@ -25,7 +25,7 @@ run: venv
 	@echo "Admin pages: $(KAIDOKI_BASE_URL)/admin/ as admin@example.jp," \
 	  "password: $$(cat instance/demo_admin_password 2>/dev/null || echo 'see admin create-user')"
 	@echo "Serving on $(KAIDOKI_BASE_URL) (API docs: $(KAIDOKI_BASE_URL)/api/docs," \
-	  "demo mailbox: $(KAIDOKI_BASE_URL)/mailbox)"
+	  "demo mailbox: $(KAIDOKI_BASE_URL)/admin/mailbox/)"
 	rm -rf instance/prometheus && mkdir -p instance/prometheus
 	KAIDOKI_ENV=demo $(BIN)/flask --app wsgi scheduler run & scheduler=$$!; \
 	  trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' EXIT INT TERM; \

@@ -15,7 +15,7 @@ def create_app(environ: Mapping[str, str] | None = None, instance_path: str | No
 
     Raises ``app.config.ConfigError`` when a ``KAIDOKI_*`` setting is unusable.
     """
-    from app import admin, db, health, i18n, mailbox, metrics
+    from app import admin, db, health, i18n, metrics
     from app.api import init_api
     from app.cli import register_commands
     from app.config import SETTINGS_KEY, load_settings
@@ -38,9 +38,6 @@ def create_app(environ: Mapping[str, str] | None = None, instance_path: str | No
     i18n.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(links_bp)
-    if settings.smtp_url is None:
-        # Without SMTP, emails land in the database mailbox, readable here (demo and tests).
-        app.register_blueprint(mailbox.bp)
     init_api(app)
     admin.init_app(app)
     register_commands(app)

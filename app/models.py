@@ -67,6 +67,10 @@ class PromptStatus(enum.StrEnum):
 
 
 OPEN_PROMPT_STATUSES = (PromptStatus.SCHEDULED, PromptStatus.SENDING, PromptStatus.SENT)
+# The condition of the partial index on open prompts, as literal text: a query that repeats it
+# word for word can look a plan's open prompt up through that index (SQLite proves a partial
+# index usable only from the same terms, not from bound parameters).
+OPEN_PROMPT_CONDITION = "status IN ('scheduled', 'sending', 'sent')"
 
 
 class ReorderStatus(enum.StrEnum):
@@ -253,8 +257,8 @@ class Prompt(SQLModel, table=True):
             "uq_prompt_open_plan",
             "plan_id",
             unique=True,
-            sqlite_where=text("status IN ('scheduled', 'sending', 'sent')"),
-            postgresql_where=text("status IN ('scheduled', 'sending', 'sent')"),
+            sqlite_where=text(OPEN_PROMPT_CONDITION),
+            postgresql_where=text(OPEN_PROMPT_CONDITION),
         ),
         Index("ix_prompt_status_due_at", "status", "due_at"),
         Index("ix_prompt_customer_sent_at", "customer_id", "sent_at"),

@@ -1,5 +1,6 @@
 """The operations admin pages (``/admin``): sign-in, dashboard, products, customers,
-deliveries, audit log. English first; every change is audited with who, before and after.
+deliveries, audit log, and the mailbox when no SMTP is configured. English first; every
+change is audited with who, before and after.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ csrf = CSRFProtect()
 # Scripts and styles only from our own static files: no inline code at all.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'; "
+    "frame-src 'self'"  # the mailbox shows an email's HTML part in a sandboxed frame
 )
 
 
@@ -35,10 +37,11 @@ def _check_csrf() -> None:
 
 
 @bp.after_request
-def _security_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
+def security_headers(response: Response) -> Response:
+    """The admin pages' headers; a view may loosen the framing ones for itself."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
@@ -48,10 +51,16 @@ def _security_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from app.admin import auth, views  # noqa: F401 - register the routes
+    from app.admin import auth, mailbox, views  # noqa: F401 - register the routes
+
+    settings = app.extensions[SETTINGS_KEY]
+    if settings.smtp_url is None:
+        # Without SMTP, emails land in the database mailbox, readable there (demo and tests).
+        app.register_blueprint(mailbox.bp)
+    app.jinja_env.globals["mailbox_enabled"] = settings.smtp_url is None
 
     # Cookies are marked Secure when the service is reached over HTTPS.
-    secure = app.extensions[SETTINGS_KEY].base_url.startswith("https://")
+    secure = settings.base_url.startswith("https://")
     app.config.update(
         # CSRF is checked on the admin blueprint only: the API uses bearer keys and the
         # customer pages signed links, neither carries a session.

@@ -7,14 +7,22 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.forecast.prompt import NO_PROMPT
 from app.forecast.score import score_batch
 from app.forecast.types import ProductSettings
-from app.models import ActorType, Plan, PlanStatus, Product
+from app.models import (
+    OPEN_PROMPT_CONDITION,
+    ActorType,
+    Plan,
+    PlanStatus,
+    Product,
+    Prompt,
+    PromptStatus,
+)
 from app.services import forecasting
 from app.services.audit import record
 
@@ -59,6 +67,13 @@ class Preview:
     unchanged: int
     gained: int  # plans that get a prompt date only with the new settings
     lost: int  # plans that lose theirs
+    expiry_days_before: int
+    expiry_days_after: int
+    open_prompts: int  # sent, unanswered: they keep the expiry they were sent with
+
+    @property
+    def expiry_changes(self) -> bool:
+        return self.expiry_days_before != self.expiry_days_after
 
 
 def preview(session: Session, product: Product, change: SettingsChange, today: date) -> Preview:
@@ -74,8 +89,10 @@ def preview(session: Session, product: Product, change: SettingsChange, today: d
             col(Plan.preferred_interval_days).is_(None),
         )
     ).all()
+    expiry = (product.prompt_expiry_days, change.prompt_expiry_days,
+              _open_prompts(session, product.id))  # fmt: skip
     if current is None or not customers:
-        return Preview(days, [0] * PREVIEW_DAYS, [0] * PREVIEW_DAYS, 0, 0, 0, 0, 0)
+        return Preview(days, [0] * PREVIEW_DAYS, [0] * PREVIEW_DAYS, 0, 0, 0, 0, 0, *expiry)
     history = forecasting.load_history(session, set(customers))
     settings = forecasting.product_settings(session, history.batch.product_ids)
     origin = today + timedelta(days=1)  # as the service scores: today's events count
@@ -99,7 +116,22 @@ def preview(session: Session, product: Product, change: SettingsChange, today: d
         unchanged=int(np.sum(both & (new == old))),
         gained=int(np.sum((old == NO_PROMPT) & (new != NO_PROMPT))),
         lost=int(np.sum((old != NO_PROMPT) & (new == NO_PROMPT))),
+        expiry_days_before=expiry[0],
+        expiry_days_after=expiry[1],
+        open_prompts=expiry[2],
     )
+
+
+def _open_prompts(session: Session, product_id: int) -> int:
+    """The product's sent, unanswered prompts (their expiry was fixed when they were sent)."""
+    # From the product's plans to each one's open prompt, through the partial index.
+    return session.scalar(
+        select(func.count())
+        .select_from(Plan)
+        .join(Prompt, col(Prompt.plan_id) == col(Plan.id))
+        .where(col(Plan.product_id) == product_id, text(f"prompt.{OPEN_PROMPT_CONDITION}"),
+               col(Prompt.status) == PromptStatus.SENT)
+    ) or 0  # fmt: skip
 
 
 def _per_day(prompt_day: np.ndarray, today: date) -> list[int]:

@@ -21,9 +21,10 @@ from werkzeug.serving import make_server
 
 from app.db import get_session
 from app.models import Outbox, OutboxStatus
-from tests.admin.conftest import OPERATOR, PASSWORD
+from tests.admin.conftest import NOW, OPERATOR, PASSWORD
 from tests.admin.test_customers import _forecast_plan
 from tests.admin.test_pages import EARLIER, _busiest_product, _dead_webhook
+from tests.scheduler.helpers import deliver, dispatch
 
 pytestmark = pytest.mark.slow
 
@@ -165,3 +166,18 @@ def test_opening_a_customers_forecast_chart(visit: Visit, shop: Flask) -> None:
     assert box is not None and box["width"] > 600  # readable on a laptop screen
     assert plan.explanation is not None
     expect(page.get_by_text(plan.explanation).first).to_be_visible()
+
+
+def test_reading_a_prompt_email_in_the_mailbox(visit: Visit, shop: Flask) -> None:
+    dispatch(shop, NOW)
+    assert deliver(shop, NOW).delivered
+    visit.sign_in()
+    page = visit.page
+    page.get_by_role("navigation").get_by_role("link", name="Mailbox").click()
+    expect(page.get_by_role("heading", level=1, name="Mailbox")).to_be_visible()
+    visit.check("mailbox")
+    page.get_by_role("table").get_by_role("link").first.click()
+    html_part = page.frame_locator("iframe.email")
+    expect(html_part.get_by_role("link").first).to_be_visible()  # the email's own HTML
+    expect(page.locator("pre.email a").first).to_have_attribute("href", re.compile(r"/l/p/"))
+    visit.check("mailbox-message")

@@ -4,6 +4,7 @@ import re
 from collections import Counter
 from datetime import timedelta
 
+from sqlalchemy import func, select
 from sqlmodel import col
 
 from app.db import get_session
@@ -16,10 +17,13 @@ from app.models import (
     OutboxStatus,
     Plan,
     Product,
+    Prompt,
+    PromptStatus,
 )
 from app.services import outbox
 from tests.admin.conftest import NOW, OPERATOR, csrf_token
 from tests.factories import order_body
+from tests.scheduler.helpers import dispatch
 
 
 def _busiest_product(app) -> Product:
@@ -66,6 +70,26 @@ def test_preview_counts_the_plans_that_move_and_saves_nothing(shop, operator):
     assert found is not None and int(found.group(1)) > 0 and found.group(2) == "0"
     with shop.app_context():
         assert get_session().get_one(Product, product.id).lead_time_days == product.lead_time_days
+
+
+def test_preview_of_a_new_expiry_says_it_holds_for_prompts_sent_from_now_on(shop, operator):
+    assert dispatch(shop, NOW).prompts  # some prompts are out, unanswered
+    with shop.app_context():
+        found = get_session().execute(
+            select(col(Plan.product_id), func.count()).select_from(Prompt).join(Plan)
+            .where(col(Prompt.status) == PromptStatus.SENT).group_by(col(Plan.product_id))
+        ).first()  # fmt: skip
+        assert found is not None
+        product_id, sent = found
+        product = get_session().get_one(Product, product_id)
+    longer = product.prompt_expiry_days + 7
+    preview = _post(operator, product, "preview", prompt_expiry_days=longer)
+    assert (f"Unanswered prompts would expire after {longer} days instead of "
+            f"{product.prompt_expiry_days}") in preview.text  # fmt: skip
+    assert f"the {sent} prompts already sent and unanswered keep their expiry" in preview.text
+    assert "0 plans would be prompted earlier, 0 later" in preview.text
+    unchanged = _post(operator, product, "preview", **EARLIER)
+    assert "Unanswered prompts would expire" not in unchanged.text
 
 
 def test_saving_moves_the_plans_the_preview_said_and_is_audited(shop, operator):
