@@ -8,16 +8,20 @@ web worker and the scheduler can share one file.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy import JSON, ColumnElement, DateTime, Engine, Table, create_engine, event
+from sqlalchemy import JSON, ColumnElement, DateTime, Engine, Table, create_engine, event, make_url
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
+
+from app.sqlite_writers import QueuedWriterConnection, writer_queue
 
 ENGINE_KEY = "kaidoki.engine"
 READER_KEY = "kaidoki.engine.read_only"
@@ -76,7 +80,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url`` with the per-backend connection settings."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        database = make_url(url).database
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
+        if database and database != ":memory:" and not database.startswith("file:"):
+            connect_args["factory"] = writer_queue(database + "-writers")
+        engine = create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -97,7 +105,8 @@ def make_engine(url: str) -> Engine:
         # as the SQLAlchemy documentation recommends. BEGIN IMMEDIATE takes the write lock up
         # front: a deferred transaction that reads and then writes fails with SQLITE_BUSY when
         # another process (a second web worker, the scheduler) committed in between, while an
-        # immediate one simply waits its turn (busy_timeout). WAL readers are not blocked.
+        # immediate one simply waits its turn: first in the writers' queue (``sqlite_writers``),
+        # then, against writers outside it, in SQLite's busy timeout. WAL readers are not blocked.
         @event.listens_for(engine, "connect")
         def _no_pysqlite_autobegin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
@@ -105,7 +114,16 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
-            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            if read_only:
+                conn.exec_driver_sql("BEGIN")
+                return
+            dbapi_conn = conn.connection.dbapi_connection
+            if isinstance(dbapi_conn, QueuedWriterConnection):
+                try:
+                    dbapi_conn.wait_turn()
+                except sqlite3.OperationalError as error:  # as SQLAlchemy reports a busy BEGIN
+                    raise OperationalError("BEGIN IMMEDIATE", None, error) from error
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
