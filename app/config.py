@@ -36,6 +36,7 @@ class Settings:
     default_timezone: str
     log_level: str
     max_request_bytes: int
+    idempotency_hours: int
     smtp_url: SmtpSettings | None
     mail_from: str
     webhook_url: str | None
@@ -114,6 +115,7 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
         errors.append(f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
 
     max_request_bytes = _parse_int(get("MAX_REQUEST_BYTES", "8388608"), "MAX_REQUEST_BYTES", errors)
+    idempotency_hours = _parse_int(get("IDEMPOTENCY_HOURS", "24"), "IDEMPOTENCY_HOURS", errors)
 
     delivery = _delivery_settings(get, env, parts.hostname or "localhost", errors)
 
@@ -128,6 +130,7 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
         default_timezone=default_timezone,
         log_level=log_level,
         max_request_bytes=max_request_bytes,
+        idempotency_hours=idempotency_hours,
         **delivery,
     )
 

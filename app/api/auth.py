@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 from flask import Response, g, request
 from flask_smorest import abort
-from sqlalchemy import select
-from sqlmodel import col
 
+from app.config import current_settings
 from app.db import get_session, utcnow
 from app.models import ActorType, ApiClient, IdempotencyRecord
 from app.services.api_keys import InvalidApiKey, authenticate
+from app.services.idempotency import find_record
 from app.services.types import Actor
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -69,13 +70,10 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             )
         session = get_session()
         client = current_client()
+        assert client.id is not None
         digest = hashlib.sha256(request.get_data()).hexdigest()
-        found = session.scalars(
-            select(IdempotencyRecord).where(
-                col(IdempotencyRecord.api_client_id) == client.id,
-                col(IdempotencyRecord.key) == key,
-            )
-        ).one_or_none()
+        keep = timedelta(hours=current_settings().idempotency_hours)
+        found = find_record(session, client.id, key, utcnow(), keep)
         if found is not None:
             if (found.method, found.path, found.request_sha256) != (
                 request.method,
@@ -100,7 +98,6 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             )
         response = view(*args, **kwargs)
         if isinstance(response, Response) and response.status_code < 500:
-            assert client.id is not None
             session.add(
                 IdempotencyRecord(
                     api_client_id=client.id,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.config import current_settings
 from app.db import get_engine, utcnow
-from app.services import delivery, forecasting, prompts
+from app.services import delivery, forecasting, idempotency, prompts
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,20 @@ def expire_prompts(timing: Timing) -> int:
         return expired
 
 
+def purge_idempotency_records(timing: Timing) -> int:
+    """Forget ``Idempotency-Key`` responses older than ``KAIDOKI_IDEMPOTENCY_HOURS``, a chunk
+    per transaction."""
+    keep = timedelta(hours=current_settings().idempotency_hours)
+    purged = 0
+    with _session() as session:
+        while True:
+            chunk = idempotency.purge_expired(session, utcnow(), keep)
+            session.commit()
+            purged += chunk
+            if chunk < idempotency.PURGE_CHUNK:
+                return purged
+
+
 def refit_forecasts(timing: Timing) -> int:
     """Nightly: fit the population again on all history and re-score every plan."""
     settings = current_settings()
@@ -95,7 +109,12 @@ def refit_forecasts(timing: Timing) -> int:
 
 
 Job = Callable[[Timing], int]
-INTERVAL_JOBS: tuple[Job, ...] = (dispatch_due_prompts, deliver_outbox, expire_prompts)
+INTERVAL_JOBS: tuple[Job, ...] = (
+    dispatch_due_prompts,
+    deliver_outbox,
+    expire_prompts,
+    purge_idempotency_records,
+)
 NIGHTLY_JOBS: tuple[Job, ...] = (refit_forecasts,)
 ALL_JOBS = {job.__name__: job for job in (*INTERVAL_JOBS, *NIGHTLY_JOBS)}
 

@@ -1,3 +1,12 @@
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from app.db import get_session
+from app.models import IdempotencyRecord
+from app.scheduler import jobs
+from app.services import idempotency
 from tests.factories import order_body
 
 
@@ -42,3 +51,41 @@ def test_overlong_key_is_422(client, auth):
     headers = auth | {"Idempotency-Key": "k" * 300}
     response = client.post("/api/v1/orders/batch", json=_batch("o-1"), headers=headers)
     assert response.status_code == 422
+
+
+def _age_records(app, hours):
+    with app.app_context():
+        session = get_session()
+        for found in session.scalars(select(IdempotencyRecord)):
+            found.created_at -= timedelta(hours=hours)
+        session.commit()
+
+
+def test_a_key_older_than_the_retention_runs_the_request_again(app, client, auth):
+    headers = auth | {"Idempotency-Key": "k-1"}
+    client.post("/api/v1/orders/batch", json=_batch("o-1"), headers=headers)
+    _age_records(app, 24)
+    again = client.post("/api/v1/orders/batch", json=_batch("o-1", "o-2"), headers=headers)
+    assert again.status_code == 200  # another body under the old key: no 422 once forgotten
+    assert "Idempotent-Replayed" not in again.headers
+    assert [r["result"] for r in again.json["results"]] == ["unchanged", "created"]
+    replayed = client.post("/api/v1/orders/batch", json=_batch("o-1", "o-2"), headers=headers)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json == again.json
+
+
+def test_the_sweep_deletes_records_past_the_retention_in_chunks(app, client, auth, monkeypatch):
+    for n in range(5):
+        client.post("/api/v1/orders/batch", json=_batch(f"o-{n}"),
+                    headers=auth | {"Idempotency-Key": f"old-{n}"})  # fmt: skip
+    _age_records(app, 25)
+    client.post("/api/v1/orders/batch", json=_batch("o-new"),
+                headers=auth | {"Idempotency-Key": "new"})  # fmt: skip
+    monkeypatch.setattr(idempotency, "PURGE_CHUNK", 2)
+    with app.app_context():
+        assert jobs.purge_idempotency_records(jobs.Timing()) == 5
+        keys = get_session().scalars(select(col(IdempotencyRecord.key))).all()
+    assert keys == ["new"]
+    replay = client.post("/api/v1/orders/batch", json=_batch("o-new"),
+                         headers=auth | {"Idempotency-Key": "new"})  # fmt: skip
+    assert replay.headers["Idempotent-Replayed"] == "true"
