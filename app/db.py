@@ -147,6 +147,24 @@ READ_ONLY_OPTION = "kaidoki_read_only"
 READ_ONLY_GET_BLUEPRINTS = frozenset({"links", "mailbox", "health"})
 
 
+def read_first(session: Session) -> None:
+    """Begin ``session``'s transaction as a reader, for a request that reads before it decides
+    to write: on SQLite its reads then neither wait for nor hold the write lock. Call
+    ``end_reading`` before the first write."""
+    session.connection(execution_options={READ_ONLY_OPTION: True})
+
+
+def end_reading(session: Session) -> None:
+    """End the reading transaction, keeping what it loaded as loaded (no reload): the next
+    statement begins a writing one. Whatever was read may have changed since, so the writes
+    must be guarded (``UPDATE ... WHERE status = ...``)."""
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
 def get_session() -> Session:
     """The session of the current request or CLI command, opened on first use."""
     if "db_session" not in g:

@@ -461,3 +461,17 @@ class ForecastOutcome(SQLModel, table=True):
     high_on: date
     actual_on: date = Field(index=True)
     recorded_at: datetime = _utc()
+
+
+class PlanRescore(SQLModel, table=True):
+    """A plan whose forecast is owed a re-score: a customer answered one of its prompts.
+
+    Answers are recorded at once (the plan's rest or snooze holds its next prompt back) and
+    re-scored in bulk by the scheduler a few seconds later: one score for many answers costs
+    a fiftieth of scoring each inside its customer's request.
+    """
+
+    __tablename__ = "plan_rescore"
+
+    plan_id: int = Field(foreign_key="plan.id", primary_key=True)
+    requested_at: datetime = _utc()

@@ -1,14 +1,15 @@
 """Customer link pages under load: 32 concurrent clients against gunicorn on loopback.
 
-Sets up a shop with as many sent prompts as there will be requests (SQLite by default), starts
+Sets up a shop with as many sent prompts as there will be requests (SQLite by default), each
+customer with a few months of orders and a fitted forecast, starts
 the real service (gunicorn) on a loopback port and measures, with 32 clients each sending its
 next request as soon as the last one is answered:
 
 - the prompt landing page (GET of the link in the email: verify the token, load the prompt,
   render the page in the customer's language), every request on a different prompt;
 - its POST (an answer that acts: confirm, skip and snooze in turn, each on a prompt nobody
-  answered yet, so every one writes the answer, reschedules the plan and, for a confirm,
-  creates the reorder);
+  answered yet, so every one writes the answer, rests the plan, asks the scheduler to re-score
+  it and, for a confirm, creates the reorder);
 - a trivial Flask route (``/healthz``) in the same run, as the baseline.
 
 It prints requests per second, p50 and p99 latency, and checks the answers in the database.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -29,23 +31,24 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, insert, select, text  # noqa: E402
 from sqlmodel import col  # noqa: E402
 
 from app import create_app, migrate  # noqa: E402
 from app.config import current_settings  # noqa: E402
-from app.db import get_engine, get_session  # noqa: E402
+from app.db import get_engine, get_session, table_of  # noqa: E402
 from app.links.tokens import Purpose  # noqa: E402
 from app.links.urls import link  # noqa: E402
-from app.models import Prompt, PromptStatus  # noqa: E402
+from app.models import Order, OrderLine, Prompt, PromptStatus  # noqa: E402
 from app.scheduler import jobs  # noqa: E402
+from app.services import forecasting  # noqa: E402
 from benchmarks.service import SECRET, SMTP_URL, gunicorn  # noqa: E402
 from tests import pg_server  # noqa: E402
 from tests.scheduler.conftest import insert_due_prompts  # noqa: E402
@@ -110,15 +113,49 @@ async def _load(host: str, port: int, requests: list[Request], clients: int) -> 
     return Result(time.perf_counter() - started, latencies, statuses)
 
 
+def add_history(engine: Engine, n: int, seed: int = 11) -> None:
+    """Each customer's purchases of the product before its prompt: 2 to 6 orders about a month
+    apart (a few weeks either way), the last on 1 Oct 2026."""
+    rng = random.Random(seed)
+    stamp = datetime.now(UTC)
+    orders: list[dict[str, object]] = []
+    lines: list[dict[str, int]] = []
+    for customer in range(1, n + 1):
+        day = date(2026, 10, 1)
+        for _ in range(rng.randint(2, 6)):
+            orders.append(
+                {
+                    "id": len(orders) + 1,
+                    "external_id": f"o-{len(orders) + 1}",
+                    "customer_id": customer,
+                    "status": "placed",
+                    "ordered_on": day,
+                    "ordered_at": datetime(day.year, day.month, day.day, 1, tzinfo=UTC),
+                    "source_updated_at": stamp,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+            lines.append({"order_id": len(orders), "product_id": 1, "quantity": 1})
+            day -= timedelta(days=rng.randint(20, 40))
+    with engine.begin() as conn:
+        conn.execute(insert(table_of(Order)), orders)
+        conn.execute(insert(table_of(OrderLine)), lines)
+
+
 def prepare(database_url: str, n: int) -> list[str]:
-    """A shop with ``n`` sent prompts (half the customers Japanese, half English); their
-    link paths."""
+    """A shop with ``n`` sent prompts (half the customers Japanese, half English) and a fitted
+    forecast; their link paths."""
     app = create_app({"KAIDOKI_DATABASE_URL": database_url, "KAIDOKI_SECRET_KEY": SECRET,
                       "KAIDOKI_BASE_URL": "https://kaidoki.example.jp",
                       "KAIDOKI_SMTP_URL": SMTP_URL})  # fmt: skip
     migrate.upgrade(database_url)
     with app.app_context():
         insert_due_prompts(get_engine(), n, datetime.now(UTC), locales=("ja", "en"))
+        add_history(get_engine(), n)
+        # A fitted model, as in any shop after its first night: every answer re-scores its plan.
+        forecasting.refit(get_session(), date(2026, 10, 2), datetime.now(UTC))
+        get_session().commit()
         jobs.dispatch_due_prompts(jobs.Timing(batch=500))
         columns = (col(Prompt.id), col(Prompt.nonce), col(Prompt.status))
         rows = get_session().execute(select(*columns)).all()

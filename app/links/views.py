@@ -10,7 +10,7 @@ from wtforms import Form, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from app.config import Settings, current_settings
-from app.db import get_session, utcnow
+from app.db import end_reading, get_session, read_first, utcnow
 from app.links.tokens import (
     ExpiredLink,
     LinkClaim,
@@ -96,6 +96,8 @@ def _owner(purpose: Purpose, record_id: int) -> Customer | None:
 def prompt_page(token: str) -> tuple[str, int] | str:
     now = utcnow()
     session = get_session()
+    if request.method == "POST":
+        read_first(session)  # the answer itself is a guarded update: look up without the lock
     try:
         claim = _claim(Purpose.PROMPT, token, now)
     except LinkError as error:
@@ -109,6 +111,7 @@ def prompt_page(token: str) -> tuple[str, int] | str:
     if request.method == "POST":
         if not form.validate() or (form.action.data == "snooze" and not form.snooze_days.data):
             return _prompt_template(view, form, token, now), 400
+        end_reading(session)
         view = answers.answer(
             session, current_settings(), view, Action(form.action.data), now,
             quantity=form.quantity.data, snooze_days=int(form.snooze_days.data or 0) or None,

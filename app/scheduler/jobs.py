@@ -79,6 +79,21 @@ def expire_prompts(timing: Timing) -> int:
         return expired
 
 
+def rescore_answered_plans(timing: Timing) -> int:
+    """Re-score the plans whose prompts customers answered since the last sweep."""
+    settings = current_settings()
+    served = 0
+    with _session() as session:
+        while True:
+            now = utcnow()
+            today = now.astimezone(ZoneInfo(settings.default_timezone)).date()
+            batch = forecasting.rescore_requested(session, today, now)
+            session.commit()
+            served += batch
+            if batch < forecasting.RESCORE_BATCH:
+                return served
+
+
 def purge_idempotency_records(timing: Timing) -> int:
     """Forget ``Idempotency-Key`` responses older than ``KAIDOKI_IDEMPOTENCY_HOURS``, a chunk
     per transaction."""
@@ -113,6 +128,7 @@ INTERVAL_JOBS: tuple[Job, ...] = (
     dispatch_due_prompts,
     deliver_outbox,
     expire_prompts,
+    rescore_answered_plans,
     purge_idempotency_records,
 )
 NIGHTLY_JOBS: tuple[Job, ...] = (refit_forecasts,)

@@ -12,10 +12,12 @@ import enum
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from app.config import Settings, allowed_hours
@@ -32,8 +34,8 @@ from app.models import (
     ReorderStatus,
 )
 from app.services import outbox
-from app.services.audit import record
-from app.services.forecasting import reestimate
+from app.services.audit import record, record_many
+from app.services.forecasting import request_rescore
 from app.services.reorders import reorder_event_data
 from app.services.timing import learned_send_hour
 from app.services.webhooks import event_body
@@ -77,17 +79,20 @@ class PromptView:
         return r is not None and r.status is ReorderStatus.PENDING and now < r.handoff_at
 
 
-def find_prompt(session: Session, prompt_id: int) -> PromptView | None:
+def find_prompt(session: Session, prompt_id: int, fresh: bool = False) -> PromptView | None:
     """The prompt with its plan, product, customer and reorder (one query: every link page
-    starts here)."""
-    row = session.execute(
+    starts here). ``fresh`` re-reads rows the session has loaded already."""
+    query = (
         select(Prompt, Plan, Product, Customer, Reorder)
         .join(Plan, col(Plan.id) == col(Prompt.plan_id))
         .join(Product, col(Product.id) == col(Plan.product_id))
         .join(Customer, col(Customer.id) == col(Prompt.customer_id))
         .outerjoin(Reorder, col(Reorder.prompt_id) == col(Prompt.id))
         .where(col(Prompt.id) == prompt_id)
-    ).first()
+    )
+    if fresh:
+        query = query.execution_options(populate_existing=True)
+    row = session.execute(query).first()
     return None if row is None else PromptView(*row)
 
 
@@ -102,55 +107,69 @@ def answer(
 ) -> PromptView:
     """Apply the customer's ``action`` to a sent prompt; returns the prompt as it now stands.
 
-    A prompt that is no longer ``sent`` (answered already, expired, cancelled) is returned
-    unchanged: the page shows what happened before. UNDO withdraws a confirm whose reorder is
-    still inside its undo window and opens the prompt again.
+    A prompt that is no longer ``sent`` (answered already, expired, cancelled; perhaps since
+    ``view`` was read) is returned as it is now: the page shows what happened first. UNDO
+    withdraws a confirm whose reorder is still inside its undo window and opens the prompt
+    again. The plan's rest (or snooze) holds its next prompt back at once; its forecast is
+    re-scored with the new evidence by the scheduler (``request_rescore``).
+
+    Writes are plain statements on rows already read (no reload, no unit-of-work flush but
+    the reorder's): on SQLite every answer holds the one write lock while it writes.
     """
     if action is Action.UNDO:
         return _undo(session, view, now)
-    prompt, customer = view.prompt, view.customer
+    prompt, plan, product, customer = view.prompt, view.plan, view.product, view.customer
     today = now.astimezone(ZoneInfo(customer.timezone)).date()
-    values: dict[str, object] = {
+    answered: dict[str, Any] = {
         "status": _ANSWERED[action],
         "answered_at": now,
         "answered_on": today,
         "updated_at": now,
     }
     if action is Action.CONFIRM:
-        values["answered_quantity"] = quantity or prompt.quantity
+        answered["answered_quantity"] = quantity or prompt.quantity
     if action is Action.SNOOZE:
-        values["snooze_days"] = snooze_days
+        answered["snooze_days"] = snooze_days
     taken = session.execute(
         update(Prompt)
         .where(col(Prompt.id) == prompt.id, col(Prompt.status) == PromptStatus.SENT)
-        .values(**values)
+        .values(**answered)
     )
-    session.refresh(prompt)
     if not taken.rowcount:  # type: ignore[attr-defined]
-        return view
-    plan, product = view.plan, view.product
+        return find_prompt(session, view.prompt.id or 0, fresh=True) or view
+    _loaded(prompt, answered)
     before = {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before)}
+    changes: dict[str, Any] = {"updated_at": now}
     if action is Action.CONFIRM:
         view.reorder = _confirm(session, settings, view, now)
-        plan.prompt_not_before = today + timedelta(days=max(product.min_interval_days, 1))
+        changes["prompt_not_before"] = today + timedelta(days=max(product.min_interval_days, 1))
     elif action is Action.SKIP:
-        plan.prompt_not_before = today + timedelta(days=SKIP_REST_DAYS)
+        changes["prompt_not_before"] = today + timedelta(days=SKIP_REST_DAYS)
     elif action is Action.SNOOZE:
-        plan.prompt_not_before = today + timedelta(days=snooze_days or SNOOZE_CHOICES[0])
+        changes["prompt_not_before"] = today + timedelta(days=snooze_days or SNOOZE_CHOICES[0])
     else:
-        plan.status = PlanStatus.STOPPED
-        plan.prompt_on = None
-    plan.updated_at = now
+        changes |= {"status": PlanStatus.STOPPED, "prompt_on": None}
+    session.execute(update(Plan).where(col(Plan.id) == plan.id).values(**changes))
+    _loaded(plan, changes)
     _learn_send_hour(session, settings, customer)
-    record(session, now, ActorType.CUSTOMER, customer.external_id, f"prompt.{action.value}",
-           "plan", str(plan.id), before,
-           {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before),
-            "prompt_id": prompt.id, "quantity": prompt.answered_quantity,
-            "snooze_days": prompt.snooze_days})  # fmt: skip
-    session.flush()
-    reestimate(session, {(plan.customer_id, plan.product_id)}, today, now)
+    record_many(session, [{
+        "at": now, "actor_type": ActorType.CUSTOMER, "actor": customer.external_id,
+        "action": f"prompt.{action.value}", "entity_type": "plan", "entity_id": str(plan.id),
+        "before": before,
+        "after": {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before),
+                  "prompt_id": prompt.id, "quantity": prompt.answered_quantity,
+                  "snooze_days": prompt.snooze_days},
+    }])  # fmt: skip
+    assert plan.id is not None
+    request_rescore(session, plan.id, now)
     logger.info("prompt %s answered %s by customer %s", prompt.id, action.value, customer.id)
     return view
+
+
+def _loaded(record: Any, values: dict[str, Any]) -> None:
+    """Show ``values``, just written with a statement, on the loaded ``record`` (no reload)."""
+    for name, value in values.items():
+        set_committed_value(record, name, value)
 
 
 def _confirm(session: Session, settings: Settings, view: PromptView, now: datetime) -> Reorder:
@@ -228,8 +247,11 @@ def _learn_send_hour(session: Session, settings: Settings, customer: Customer) -
         (t.astimezone(zone).hour for t in times if t is not None),
         allowed_hours(settings.quiet_hours),
     )
-    if hour is not None:
-        customer.send_hour = hour
+    if hour is not None and hour != customer.send_hour:
+        session.execute(
+            update(Customer).where(col(Customer.id) == customer.id).values(send_hour=hour)
+        )
+        _loaded(customer, {"send_hour": hour})
 
 
 def _iso(day: date | None) -> str | None:

@@ -16,7 +16,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -33,7 +35,7 @@ from app.forecast.features import empty_answers
 from app.forecast.prompt import NO_PROMPT, explain, prompt_clause
 from app.forecast.score import METHOD_MODEL
 from app.forecast.types import ANSWER_CODES, Explanation, Method
-from app.models import ForecastModel, ForecastOutcome, Plan, PlanStatus, Product
+from app.models import ForecastModel, ForecastOutcome, Plan, PlanRescore, PlanStatus, Product
 from app.services.plans import CHUNK, Pair
 
 logger = logging.getLogger(__name__)
@@ -231,6 +233,45 @@ def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: dateti
     history = load_history(session, customers)
     origin = today + timedelta(days=1)
     return _score_and_store(session, history, current[1], origin, now, only=wanted)
+
+
+RESCORE_BATCH = 1000
+"""Requested plans re-scored per transaction by the scheduler."""
+
+
+def request_rescore(session: Session, plan_id: int, now: datetime) -> None:
+    """Ask the scheduler to re-score ``plan_id`` (an answer is new evidence); one request per
+    plan however many answers come, renewed so that a sweep already under way does it again."""
+    table = table_of(PlanRescore)
+    dialect = session.get_bind().dialect.name
+    upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
+    session.execute(
+        upsert.values(plan_id=plan_id, requested_at=now).on_conflict_do_update(
+            index_elements=[table.c.plan_id], set_={"requested_at": now}
+        )
+    )
+
+
+def rescore_requested(session: Session, today: date, now: datetime) -> int:
+    """Re-score up to ``RESCORE_BATCH`` requested plans, oldest request first, and forget those
+    requests (not ones renewed meanwhile); returns how many requests were served."""
+    rows = session.execute(
+        select(col(PlanRescore.plan_id), col(PlanRescore.requested_at), col(Plan.customer_id),
+               col(Plan.product_id))
+        .join(Plan, col(Plan.id) == col(PlanRescore.plan_id))
+        .order_by(col(PlanRescore.requested_at))
+        .limit(RESCORE_BATCH)
+    ).all()  # fmt: skip
+    if not rows:
+        return 0
+    reestimate(session, {(r.customer_id, r.product_id) for r in rows}, today, now)
+    session.execute(
+        delete(PlanRescore).where(
+            col(PlanRescore.plan_id).in_([r.plan_id for r in rows]),
+            col(PlanRescore.requested_at) <= max(r.requested_at for r in rows),
+        )
+    )
+    return len(rows)
 
 
 def _record_outcomes(

@@ -6,8 +6,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
+from app import db
+from app.config import current_settings
 from app.db import get_engine, get_session
+from app.links import views
 from app.models import Outbox, OutboxStatus, Plan, PromptStatus, Reorder, ReorderStatus
+from app.services import answers
 from tests.factories import NOW
 from tests.scheduler.helpers import prompt_rows
 
@@ -44,6 +48,31 @@ def test_a_different_answer_after_confirming_keeps_the_confirm(client, app, link
     page = client.post(links["p"], data={"action": "skip"})
     assert "ご注文を承りました" in page.text
     assert prompt_rows(app)[0].status is PromptStatus.CONFIRMED
+
+
+def test_an_answer_given_while_the_page_was_reading_wins_and_is_shown(
+    client, app, links, at_now, monkeypatch
+):
+    """Two clicks at once: the prompt is answered (skip) after this request read it and
+    before it writes (confirm). The guarded write loses; the page shows the skip."""
+    real_end_reading = db.end_reading
+
+    def answered_meanwhile(session):
+        real_end_reading(session)
+        with app.app_context():
+            other = get_session()
+            [prompt] = prompt_rows(app)
+            view = answers.find_prompt(other, prompt.id or 0)
+            assert view is not None
+            answers.answer(other, current_settings(), view, answers.Action.SKIP, NOW)
+            other.commit()
+
+    monkeypatch.setattr(views, "end_reading", answered_meanwhile)
+    page = client.post(links["p"], data={"action": "confirm", "quantity": "3"})
+    assert page.status_code == 200
+    assert "今回はスキップしました" in page.text
+    assert prompt_rows(app)[0].status is PromptStatus.SKIPPED
+    assert _reorders(app) == []
 
 
 def test_confirm_can_be_undone_inside_the_window_only(client, app, links, at_now):

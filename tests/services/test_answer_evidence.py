@@ -3,10 +3,12 @@
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from app.db import get_session
 from app.forecast.types import ANSWER_CODES
-from app.models import Plan
+from app.models import Plan, PlanRescore
+from app.scheduler import jobs
 from app.services import forecasting
 from tests.factories import NOW, order_body
 
@@ -53,11 +55,39 @@ def test_a_snooze_is_loaded_with_its_length(client, app, fitted, at_now):
     assert _next_prompt(_plan(app)) >= NOW.date() + timedelta(days=14)
 
 
-def test_a_confirm_counts_as_a_purchase_before_the_order_syncs(client, app, fitted, at_now):
+def _rescore_sweep(app, monkeypatch) -> int:
+    """The scheduler's re-score sweep, a minute after the answer."""
+    monkeypatch.setattr("app.scheduler.jobs.utcnow", lambda: NOW + timedelta(minutes=1))
+    with app.app_context():
+        return jobs.rescore_answered_plans(jobs.Timing())
+
+
+def test_a_confirm_counts_as_a_purchase_before_the_order_syncs(
+    client, app, fitted, at_now, monkeypatch
+):
     before = _plan(app).median_on
     client.post(fitted["p"], data={"action": "confirm", "quantity": "2"})
     assert _answers(app)[0] == [ANSWER_CODES["confirm"]]
+    assert _rescore_sweep(app, monkeypatch) == 1
     after = _plan(app).median_on
     assert before is not None and after is not None
     # The run-out is now reckoned from today's confirmed delivery, a month further on.
     assert after >= before + timedelta(days=20)
+
+
+def test_an_answer_asks_the_scheduler_for_one_rescore_of_its_plan(
+    client, app, fitted, at_now, monkeypatch
+):
+    forecast_at = _plan(app).forecast_at
+    client.post(fitted["p"], data={"action": "snooze", "snooze_days": "14"})
+    client.post(fitted["p"], data={"action": "snooze", "snooze_days": "14"})  # a double click
+    plan_id = _plan(app).id
+    with app.app_context():
+        [request] = get_session().scalars(select(PlanRescore)).all()
+        assert request.plan_id == plan_id
+    assert _plan(app).forecast_at == forecast_at  # not in the customer's request
+    assert _rescore_sweep(app, monkeypatch) == 1
+    assert _plan(app).forecast_at == NOW + timedelta(minutes=1)
+    with app.app_context():
+        assert get_session().scalars(select(PlanRescore)).all() == []
+    assert _rescore_sweep(app, monkeypatch) == 0
