@@ -54,6 +54,7 @@ from tests import pg_server  # noqa: E402
 from tests.scheduler.conftest import insert_due_prompts  # noqa: E402
 
 ANSWERS = (b"action=confirm&quantity=2", b"action=skip", b"action=snooze&snooze_days=7")
+WARM = 100
 
 
 @dataclass(frozen=True)
@@ -201,10 +202,14 @@ def main() -> None:
         url = args.database_url or f"sqlite:///{os.path.join(tmp, 'bench.sqlite')}"
         if args.postgres:
             url = _throwaway_postgres(stack)
-        paths = prepare(url, n)
+        # A hundred prompts more than measured: their answers warm every worker up (statement
+        # and template caches, first connections), as for the GET page below.
+        every = prepare(url, n + WARM)
+        paths, spare = every[:n], every[n:]
         with gunicorn(url, args.workers, "--backlog", "256") as base_url:
             port = int(urlsplit(base_url).port or 80)
             warm = [Request("GET", "/healthz")] * 200 + [Request("GET", p) for p in paths[:50]]
+            warm += [Request("POST", p, ANSWERS[i % len(ANSWERS)]) for i, p in enumerate(spare)]
             asyncio.run(_load("127.0.0.1", port, warm, args.clients))
             phases = {
                 "trivial route GET /healthz": [Request("GET", "/healthz")] * n,

@@ -15,12 +15,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from app.config import Settings, allowed_hours
+from app.db import table_of
 from app.models import (
     ActorType,
     Customer,
@@ -79,20 +80,48 @@ class PromptView:
         return r is not None and r.status is ReorderStatus.PENDING and now < r.handoff_at
 
 
+# The statements of every link page and answer, built once: constructing a statement costs
+# more than SQLite takes to run it, and these run for every click in every email.
+_FIND_PROMPT = (
+    select(Prompt, Plan, Product, Customer, Reorder)
+    .join(Plan, col(Plan.id) == col(Prompt.plan_id))
+    .join(Product, col(Product.id) == col(Plan.product_id))
+    .join(Customer, col(Customer.id) == col(Prompt.customer_id))
+    .outerjoin(Reorder, col(Reorder.prompt_id) == col(Prompt.id))
+    .where(col(Prompt.id) == bindparam("prompt_id"))
+)
+_FIND_PROMPT_FRESH = _FIND_PROMPT.execution_options(populate_existing=True)
+_prompt, _plan, _customer = table_of(Prompt), table_of(Plan), table_of(Customer)
+_ANSWER_PROMPT = (
+    update(_prompt)
+    .where(_prompt.c.id == bindparam("prompt_id"), _prompt.c.status == PromptStatus.SENT)
+    .values({name: bindparam(name) for name in (
+        "status", "answered_at", "answered_on", "answered_quantity", "snooze_days", "updated_at")})
+)  # fmt: skip
+_REST_PLAN = (
+    update(_plan)
+    .where(_plan.c.id == bindparam("plan_id"))
+    .values({name: bindparam(name) for name in (
+        "status", "prompt_on", "prompt_not_before", "updated_at")})
+)  # fmt: skip
+_ANSWER_TIMES = (
+    select(_prompt.c.answered_at)
+    .where(_prompt.c.customer_id == bindparam("customer_id"), _prompt.c.answered_at.is_not(None))
+    .order_by(_prompt.c.answered_at.desc())
+    .limit(20)
+)
+_SET_SEND_HOUR = (
+    update(_customer)
+    .where(_customer.c.id == bindparam("customer_id"))
+    .values(send_hour=bindparam("send_hour"))
+)
+
+
 def find_prompt(session: Session, prompt_id: int, fresh: bool = False) -> PromptView | None:
     """The prompt with its plan, product, customer and reorder (one query: every link page
     starts here). ``fresh`` re-reads rows the session has loaded already."""
-    query = (
-        select(Prompt, Plan, Product, Customer, Reorder)
-        .join(Plan, col(Plan.id) == col(Prompt.plan_id))
-        .join(Product, col(Product.id) == col(Plan.product_id))
-        .join(Customer, col(Customer.id) == col(Prompt.customer_id))
-        .outerjoin(Reorder, col(Reorder.prompt_id) == col(Prompt.id))
-        .where(col(Prompt.id) == prompt_id)
-    )
-    if fresh:
-        query = query.execution_options(populate_existing=True)
-    row = session.execute(query).first()
+    query = _FIND_PROMPT_FRESH if fresh else _FIND_PROMPT
+    row = session.execute(query, {"prompt_id": prompt_id}).first()
     return None if row is None else PromptView(*row)
 
 
@@ -124,33 +153,30 @@ def answer(
         "status": _ANSWERED[action],
         "answered_at": now,
         "answered_on": today,
+        "answered_quantity": (quantity or prompt.quantity) if action is Action.CONFIRM else None,
+        "snooze_days": snooze_days if action is Action.SNOOZE else None,
         "updated_at": now,
     }
-    if action is Action.CONFIRM:
-        answered["answered_quantity"] = quantity or prompt.quantity
-    if action is Action.SNOOZE:
-        answered["snooze_days"] = snooze_days
-    taken = session.execute(
-        update(Prompt)
-        .where(col(Prompt.id) == prompt.id, col(Prompt.status) == PromptStatus.SENT)
-        .values(**answered)
-    )
+    taken = session.execute(_ANSWER_PROMPT, answered | {"prompt_id": prompt.id})
     if not taken.rowcount:  # type: ignore[attr-defined]
         return find_prompt(session, view.prompt.id or 0, fresh=True) or view
     _loaded(prompt, answered)
     before = {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before)}
-    changes: dict[str, Any] = {"updated_at": now}
+    rest: dict[str, Any] = {
+        "status": plan.status, "prompt_on": plan.prompt_on,
+        "prompt_not_before": plan.prompt_not_before, "updated_at": now,
+    }  # fmt: skip
     if action is Action.CONFIRM:
         view.reorder = _confirm(session, settings, view, now)
-        changes["prompt_not_before"] = today + timedelta(days=max(product.min_interval_days, 1))
+        rest["prompt_not_before"] = today + timedelta(days=max(product.min_interval_days, 1))
     elif action is Action.SKIP:
-        changes["prompt_not_before"] = today + timedelta(days=SKIP_REST_DAYS)
+        rest["prompt_not_before"] = today + timedelta(days=SKIP_REST_DAYS)
     elif action is Action.SNOOZE:
-        changes["prompt_not_before"] = today + timedelta(days=snooze_days or SNOOZE_CHOICES[0])
+        rest["prompt_not_before"] = today + timedelta(days=snooze_days or SNOOZE_CHOICES[0])
     else:
-        changes |= {"status": PlanStatus.STOPPED, "prompt_on": None}
-    session.execute(update(Plan).where(col(Plan.id) == plan.id).values(**changes))
-    _loaded(plan, changes)
+        rest |= {"status": PlanStatus.STOPPED, "prompt_on": None}
+    session.execute(_REST_PLAN, rest | {"plan_id": plan.id})
+    _loaded(plan, rest)
     _learn_send_hour(session, settings, customer)
     record_many(session, [{
         "at": now, "actor_type": ActorType.CUSTOMER, "actor": customer.external_id,
@@ -237,20 +263,13 @@ def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
 
 def _learn_send_hour(session: Session, settings: Settings, customer: Customer) -> None:
     zone = ZoneInfo(customer.timezone)
-    times = session.scalars(
-        select(col(Prompt.answered_at))
-        .where(col(Prompt.customer_id) == customer.id, col(Prompt.answered_at).is_not(None))
-        .order_by(col(Prompt.answered_at).desc())
-        .limit(20)
-    ).all()
+    times = session.scalars(_ANSWER_TIMES, {"customer_id": customer.id}).all()
     hour = learned_send_hour(
         (t.astimezone(zone).hour for t in times if t is not None),
         allowed_hours(settings.quiet_hours),
     )
     if hour is not None and hour != customer.send_hour:
-        session.execute(
-            update(Customer).where(col(Customer.id) == customer.id).values(send_hour=hour)
-        )
+        session.execute(_SET_SEND_HOUR, {"customer_id": customer.id, "send_hour": hour})
         _loaded(customer, {"send_hour": hour})
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -239,17 +239,24 @@ RESCORE_BATCH = 1000
 """Requested plans re-scored per transaction by the scheduler."""
 
 
+def _rescore_upsert(dialect: str) -> Any:
+    table = table_of(PlanRescore)
+    upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
+    return upsert.values(
+        plan_id=bindparam("plan_id"), requested_at=bindparam("at")
+    ).on_conflict_do_update(
+        index_elements=[table.c.plan_id], set_={"requested_at": upsert.excluded.requested_at}
+    )
+
+
+_RESCORE_UPSERTS = {dialect: _rescore_upsert(dialect) for dialect in ("sqlite", "postgresql")}
+
+
 def request_rescore(session: Session, plan_id: int, now: datetime) -> None:
     """Ask the scheduler to re-score ``plan_id`` (an answer is new evidence); one request per
     plan however many answers come, renewed so that a sweep already under way does it again."""
-    table = table_of(PlanRescore)
-    dialect = session.get_bind().dialect.name
-    upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
-    session.execute(
-        upsert.values(plan_id=plan_id, requested_at=now).on_conflict_do_update(
-            index_elements=[table.c.plan_id], set_={"requested_at": now}
-        )
-    )
+    upsert = _RESCORE_UPSERTS[session.get_bind().dialect.name]
+    session.execute(upsert, {"plan_id": plan_id, "at": now})
 
 
 def rescore_requested(session: Session, today: date, now: datetime) -> int:
