@@ -98,12 +98,18 @@ _ANSWER_PROMPT = (
     .values({name: bindparam(name) for name in (
         "status", "answered_at", "answered_on", "answered_quantity", "snooze_days", "updated_at")})
 )  # fmt: skip
+# Only the columns an answer decides: the plan's forecast may have been re-scored since it
+# was read (an order synced meanwhile), and that must stand.
 _REST_PLAN = (
     update(_plan)
     .where(_plan.c.id == bindparam("plan_id"))
-    .values({name: bindparam(name) for name in (
-        "status", "prompt_on", "prompt_not_before", "updated_at")})
-)  # fmt: skip
+    .values(prompt_not_before=bindparam("prompt_not_before"), updated_at=bindparam("updated_at"))
+)
+_STOP_PLAN = (
+    update(_plan)
+    .where(_plan.c.id == bindparam("plan_id"))
+    .values(status=PlanStatus.STOPPED, prompt_on=None, updated_at=bindparam("updated_at"))
+)
 _ANSWER_TIMES = (
     select(_prompt.c.answered_at)
     .where(_prompt.c.customer_id == bindparam("customer_id"), _prompt.c.answered_at.is_not(None))
@@ -162,21 +168,20 @@ def answer(
         return find_prompt(session, view.prompt.id or 0, fresh=True) or view
     _loaded(prompt, answered)
     before = {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before)}
-    rest: dict[str, Any] = {
-        "status": plan.status, "prompt_on": plan.prompt_on,
-        "prompt_not_before": plan.prompt_not_before, "updated_at": now,
-    }  # fmt: skip
-    if action is Action.CONFIRM:
-        view.reorder = _confirm(session, settings, view, now)
-        rest["prompt_not_before"] = today + timedelta(days=max(product.min_interval_days, 1))
-    elif action is Action.SKIP:
-        rest["prompt_not_before"] = today + timedelta(days=SKIP_REST_DAYS)
-    elif action is Action.SNOOZE:
-        rest["prompt_not_before"] = today + timedelta(days=snooze_days or SNOOZE_CHOICES[0])
+    if action is Action.STOP:
+        session.execute(_STOP_PLAN, {"plan_id": plan.id, "updated_at": now})
+        _loaded(plan, {"status": PlanStatus.STOPPED, "prompt_on": None, "updated_at": now})
     else:
-        rest |= {"status": PlanStatus.STOPPED, "prompt_on": None}
-    session.execute(_REST_PLAN, rest | {"plan_id": plan.id})
-    _loaded(plan, rest)
+        if action is Action.CONFIRM:
+            view.reorder = _confirm(session, settings, view, now)
+            rest_days = max(product.min_interval_days, 1)
+        else:
+            rest_days = (
+                SKIP_REST_DAYS if action is Action.SKIP else snooze_days or SNOOZE_CHOICES[0]
+            )
+        rest = {"prompt_not_before": today + timedelta(days=rest_days), "updated_at": now}
+        session.execute(_REST_PLAN, rest | {"plan_id": plan.id})
+        _loaded(plan, rest)
     _learn_send_hour(session, settings, customer)
     record_many(session, [{
         "at": now, "actor_type": ActorType.CUSTOMER, "actor": customer.external_id,

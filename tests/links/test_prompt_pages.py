@@ -75,6 +75,29 @@ def test_an_answer_given_while_the_page_was_reading_wins_and_is_shown(
     assert _reorders(app) == []
 
 
+def test_a_forecast_written_while_the_page_was_reading_is_kept(
+    client, app, links, at_now, monkeypatch
+):
+    """An order sync re-scores the plan after this request read it: the answer writes only
+    what it decides (the rest), never the forecast it read."""
+    real_end_reading = db.end_reading
+    rescored_to = NOW.date() + timedelta(days=40)
+
+    def rescored_meanwhile(session):
+        real_end_reading(session)
+        with app.app_context():
+            other = get_session()
+            other.query(Plan).update({"prompt_on": rescored_to, "median_on": rescored_to})
+            other.commit()
+
+    monkeypatch.setattr(views, "end_reading", rescored_meanwhile)
+    assert client.post(links["p"], data={"action": "skip"}).status_code == 200
+    with app.app_context():
+        plan = get_session().query(Plan).one()
+        assert (plan.prompt_on, plan.median_on) == (rescored_to, rescored_to)
+        assert plan.prompt_not_before == NOW.date() + timedelta(days=7)
+
+
 def test_confirm_can_be_undone_inside_the_window_only(client, app, links, at_now):
     client.post(links["p"], data={"action": "confirm"})
     page = client.post(links["p"], data={"action": "undo"})
