@@ -21,6 +21,7 @@ from app.models import (
     Outbox,
     OutboxStatus,
     Plan,
+    PlanRescore,
     PlanStatus,
     Product,
     Prompt,
@@ -98,6 +99,12 @@ def prompts_per_day(session: Session, today: date, days: int = 30) -> list[int]:
         if day is not None:
             counts[max((day - today).days, 0)] += n
     return counts
+
+
+def rescores_waiting(session: Session) -> int:
+    """Plans answered since the scheduler's last re-score sweep (a growing number means the
+    scheduler is not running)."""
+    return session.scalar(select(func.count()).select_from(PlanRescore)) or 0
 
 
 def deliveries(status: OutboxStatus | None, kind: str | None) -> Select[Any]:

@@ -46,6 +46,7 @@ def dashboard() -> str:
         active_plans=queries.active_plans(session),
         rates=[queries.answer_rates(session, now, d) for d in (7, 30)],
         backlog=outbox.backlog(session, outbox.WAITING_OR_DEAD),
+        rescores=queries.rescores_waiting(session),
         accuracy=queries.forecast_accuracy(session, today),
         conversion=queries.first_to_second(session, today),
         chart=bar_chart("Prompts due per day, next 30 days", days, scheduled),

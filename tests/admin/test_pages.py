@@ -20,7 +20,7 @@ from app.models import (
     Prompt,
     PromptStatus,
 )
-from app.services import outbox
+from app.services import forecasting, outbox
 from tests.admin.conftest import NOW, OPERATOR, csrf_token
 from tests.factories import order_body
 from tests.scheduler.helpers import dispatch
@@ -164,6 +164,17 @@ def test_the_dashboard_counts_plans_and_charts_the_coming_prompts(shop, operator
         active = get_session().query(Plan).filter_by(status="active").count()
     assert f'<p class="big">{active}</p>' in page.text
     assert "Prompts due per day, next 30 days" in page.text and "<svg" in page.text
+
+
+def test_the_dashboard_shows_answered_plans_waiting_for_their_rescore(shop, operator):
+    assert "waiting for their re-score: 0" in operator.get("/admin/").text
+    with shop.app_context():
+        session = get_session()
+        for plan in session.query(Plan).limit(3):
+            assert plan.id is not None
+            forecasting.request_rescore(session, plan.id, NOW)
+        session.commit()
+    assert "waiting for their re-score: 3" in operator.get("/admin/").text
 
 
 def test_a_synced_reorder_is_checked_against_its_forecast_on_the_dashboard(
