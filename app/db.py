@@ -83,7 +83,7 @@ def make_engine(url: str) -> Engine:
         database = make_url(url).database
         connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
         if database and database != ":memory:" and not database.startswith("file:"):
-            connect_args["factory"] = writer_queue(database + "-writers")
+            connect_args["factory"] = writer_queue(database)
         engine = create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
@@ -96,9 +96,14 @@ def make_engine(url: str) -> Engine:
             # 64 MiB of page cache per connection (the default is 2 MiB): order and plan
             # indexes are updated at random places, and a small cache rereads them from disk.
             cur.execute("PRAGMA cache_size=-65536")
-            # Checkpoint the WAL every ~40 MB instead of ~4 MB: index pages touched by many
-            # batches in a row are then copied back to the database once, not each time.
-            cur.execute("PRAGMA wal_autocheckpoint=10000")
+            if isinstance(dbapi_conn, QueuedWriterConnection):
+                # These checkpoint after their commits, outside the writers' queue.
+                cur.execute("PRAGMA wal_autocheckpoint=0")
+                cur.execute("PRAGMA journal_size_limit=0")
+            else:
+                # Checkpoint the WAL every ~40 MB instead of ~4 MB: index pages touched by
+                # many batches in a row are then copied back to the database once.
+                cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.close()
 
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over

@@ -77,3 +77,21 @@ def test_in_memory_databases_have_no_writer_queue():
             conn.connection.dbapi_connection, sqlite_writers.QueuedWriterConnection
         )
     engine.dispose()
+
+
+def test_the_wal_is_checkpointed_after_commits_once_it_is_large(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_writers, "CHECKPOINT_BYTES", 64 * 1024)
+    monkeypatch.setattr(sqlite_writers, "CHECKPOINT_RETRY_SECONDS", 0.0)
+    wal = tmp_path / "shop.sqlite3-wal"
+    sizes = []
+    for n in range(200):
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO t VALUES (:n)"), [{"n": n * 1000 + i} for i in range(200)]
+            )
+        sizes.append(wal.stat().st_size)
+    # Without checkpoints the WAL would only grow (SQLite's own are off on these connections).
+    assert max(sizes) < 4 * 64 * 1024
+    assert sizes[-1] < sizes[0] * 50
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 200 * 200
