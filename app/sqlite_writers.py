@@ -12,10 +12,13 @@ locking still guards the data; this only orders the writers.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import time
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 WAIT_SECONDS = 30.0
 """As SQLite's busy timeout: a writer that cannot get its turn this long gives up."""
@@ -26,9 +29,10 @@ CHECKPOINT_BYTES = 40 * 1024 * 1024
 SQLite's own automatic checkpoint runs inside the commit that crosses its threshold, while
 that writer still holds the queue's turn, so every other writer would wait for it (~70 ms for
 10,000 pages). These connections turn it off (``wal_autocheckpoint=0``) and run the same
-passive checkpoint just after giving up their turn: other writers go on meanwhile. The WAL
-is truncated when it restarts (``journal_size_limit=0``), so its file size is what it holds.
-A large WAL keeps bulk syncs fast: index pages that many batches touch are copied back once.
+passive checkpoint just after giving up their turn, other writers going on meanwhile, then
+take a turn only to copy the few frames written during it. The WAL is truncated when it
+restarts (``journal_size_limit=0``), so its file size is what it holds. A large WAL keeps
+bulk syncs fast: index pages that many batches touch are copied back once.
 """
 
 CHECKPOINT_RETRY_SECONDS = 1.0
@@ -54,11 +58,18 @@ class QueuedWriterConnection(sqlite3.Connection):
 
         Raises ``sqlite3.OperationalError`` ("database is locked") after ``WAIT_SECONDS``.
         """
+        if self._lock_fd is not None and self._lock_pid != os.getpid():
+            # A descriptor inherited through fork shares its lock with the parent: this
+            # process has no turn of its own yet (closing the copy leaves the parent's).
+            os.close(self._lock_fd)
+            self._lock_fd, self._holding = None, False
         if self._holding:
             return
-        if self._lock_fd is None or self._lock_pid != os.getpid():
-            # A descriptor inherited through fork shares its lock with the parent: reopen.
-            self._lock_fd = os.open(self.database + WRITERS_SUFFIX, os.O_RDWR | os.O_CREAT, 0o600)
+        if self._lock_fd is None:
+            mode = (
+                os.stat(self.database).st_mode & 0o666 if os.path.exists(self.database) else 0o600
+            )
+            self._lock_fd = os.open(self.database + WRITERS_SUFFIX, os.O_RDWR | os.O_CREAT, mode)
             self._lock_pid = os.getpid()
         deadline = time.monotonic() + WAIT_SECONDS
         pause = 0.0001
@@ -74,7 +85,7 @@ class QueuedWriterConnection(sqlite3.Connection):
         self._holding = True
 
     def _release(self) -> None:
-        if self._holding and self._lock_fd is not None:
+        if self._holding and self._lock_fd is not None and self._lock_pid == os.getpid():
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         self._holding = False
 
@@ -88,14 +99,28 @@ class QueuedWriterConnection(sqlite3.Connection):
             self._checkpoint_if_large()
 
     def _checkpoint_if_large(self) -> None:
+        # The data is committed already: a checkpoint that fails is logged, not raised.
         try:
             size = os.stat(self.database + "-wal").st_size
-        except FileNotFoundError:
-            return
-        now = time.monotonic()
-        if size >= CHECKPOINT_BYTES and now - self._checkpointed_at >= CHECKPOINT_RETRY_SECONDS:
+            now = time.monotonic()
+            if size < CHECKPOINT_BYTES or now - self._checkpointed_at < CHECKPOINT_RETRY_SECONDS:
+                return
             self._checkpointed_at = now
-            self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            # The bulk of the copy while other writers go on (busy: another connection is
+            # checkpointing already, and will finish the job).
+            (busy, _, _) = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy:
+                return
+            # Then, holding a turn, the few frames written meanwhile: with the WAL wholly
+            # copied back and no writer in between, the next writer restarts it. (Outside the
+            # queue alone, back-to-back writers would never let it restart.)
+            self.wait_turn()
+            try:
+                self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            finally:
+                self._release()
+        except (OSError, sqlite3.Error) as error:
+            logger.warning("checkpoint of %s failed: %s", self.database, error)
 
     def rollback(self) -> None:
         try:

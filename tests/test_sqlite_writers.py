@@ -95,3 +95,24 @@ def test_the_wal_is_checkpointed_after_commits_once_it_is_large(engine, tmp_path
     assert sizes[-1] < sizes[0] * 50
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 200 * 200
+
+
+def test_back_to_back_writers_still_let_the_wal_restart(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_writers, "CHECKPOINT_BYTES", 64 * 1024)
+    monkeypatch.setattr(sqlite_writers, "CHECKPOINT_RETRY_SECONDS", 0.0)
+    wal = tmp_path / "shop.sqlite3-wal"
+    sizes: list[int] = []
+
+    def write(start):
+        for n in range(150):
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO t VALUES (:n)"),
+                             [{"n": start + n * 1000 + i} for i in range(200)])  # fmt: skip
+            sizes.append(wal.stat().st_size)
+
+    writers = [threading.Thread(target=write, args=(k * 10**6,)) for k in range(3)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    assert max(sizes) < 16 * 64 * 1024

@@ -81,13 +81,10 @@ def expire_prompts(timing: Timing) -> int:
 
 def rescore_answered_plans(timing: Timing) -> int:
     """Re-score the plans whose prompts customers answered since the last sweep."""
-    settings = current_settings()
     served = 0
     with _session() as session:
         while True:
-            now = utcnow()
-            today = now.astimezone(ZoneInfo(settings.default_timezone)).date()
-            batch = forecasting.rescore_requested(session, today, now)
+            batch = forecasting.rescore_requested(session, utcnow())
             session.commit()
             served += batch
             if batch < forecasting.RESCORE_BATCH:

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -110,6 +110,18 @@ _STOP_PLAN = (
     .where(_plan.c.id == bindparam("plan_id"))
     .values(status=PlanStatus.STOPPED, prompt_on=None, updated_at=bindparam("updated_at"))
 )
+_reorder = table_of(Reorder)
+_WITHDRAW_REORDER = delete(_reorder).where(
+    _reorder.c.id == bindparam("reorder_id"),
+    _reorder.c.status == ReorderStatus.PENDING,
+    _reorder.c.handoff_at > bindparam("now"),
+)
+_REOPEN_PROMPT = (
+    update(_prompt)
+    .where(_prompt.c.id == bindparam("prompt_id"), _prompt.c.status == PromptStatus.CONFIRMED)
+    .values(status=PromptStatus.SENT, answered_at=None, answered_on=None,
+            answered_quantity=None, updated_at=bindparam("updated_at"))
+)  # fmt: skip
 _ANSWER_TIMES = (
     select(_prompt.c.answered_at)
     .where(_prompt.c.customer_id == bindparam("customer_id"), _prompt.c.answered_at.is_not(None))
@@ -243,25 +255,33 @@ def _enqueue_event(
 
 
 def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
+    # Read again, now inside the writing transaction: the page read without the lock, and the
+    # reorder may have been cancelled, fulfilled or undone since.
+    view = find_prompt(session, view.prompt.id or 0, fresh=True) or view
     reorder = view.reorder
     if reorder is None or not view.can_undo(now):
         return view
+    # Never handed off, so no trace is owed to the backend: the reorder goes (the audit log
+    # keeps the record) and a new confirm makes a new one. Guarded: only while still pending
+    # and inside its window.
+    withdrawn = session.execute(_WITHDRAW_REORDER, {"reorder_id": reorder.id, "now": now})
+    if not withdrawn.rowcount:  # type: ignore[attr-defined]
+        return find_prompt(session, view.prompt.id or 0, fresh=True) or view
     # Still inside the undo window, so its webhook (due at hand-off) has not been claimed.
     outbox.cancel_pending(session, f"msg_reorder.confirmed_{reorder.id}", now)
-    # Never handed off, so no trace is owed to the backend: the reorder goes (the audit log
-    # keeps the record) and a new confirm makes a new one.
-    session.delete(reorder)
-    prompt = view.prompt
-    prompt.status = PromptStatus.SENT
-    prompt.answered_at = None
-    prompt.answered_on = None
-    prompt.answered_quantity = None
-    prompt.updated_at = now
-    view.plan.prompt_not_before = None
+    session.expunge(reorder)
+    reopened = {"status": PromptStatus.SENT, "answered_at": None, "answered_on": None,
+                "answered_quantity": None, "updated_at": now}  # fmt: skip
+    session.execute(_REOPEN_PROMPT, {"prompt_id": view.prompt.id, "updated_at": now})
+    _loaded(view.prompt, reopened)
+    unrest = {"prompt_not_before": None, "updated_at": now}
+    session.execute(_REST_PLAN, unrest | {"plan_id": view.plan.id})
+    _loaded(view.plan, unrest)
     record(session, now, ActorType.CUSTOMER, view.customer.external_id, "prompt.undo", "plan",
            str(view.plan.id), {"reorder_id": reorder.id, "status": "pending"},
            {"reorder_id": reorder.id, "status": "withdrawn"})  # fmt: skip
-    session.flush()
+    assert view.plan.id is not None
+    request_rescore(session, view.plan.id, now)  # the confirm is no longer evidence
     view.reorder = None
     return view
 

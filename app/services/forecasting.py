@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import bindparam, delete, select
@@ -35,7 +36,15 @@ from app.forecast.features import empty_answers
 from app.forecast.prompt import NO_PROMPT, explain, prompt_clause
 from app.forecast.score import METHOD_MODEL
 from app.forecast.types import ANSWER_CODES, Explanation, Method
-from app.models import ForecastModel, ForecastOutcome, Plan, PlanRescore, PlanStatus, Product
+from app.models import (
+    Customer,
+    ForecastModel,
+    ForecastOutcome,
+    Plan,
+    PlanRescore,
+    PlanStatus,
+    Product,
+)
 from app.services.plans import CHUNK, Pair
 
 logger = logging.getLogger(__name__)
@@ -235,8 +244,9 @@ def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: dateti
     return _score_and_store(session, history, current[1], origin, now, only=wanted)
 
 
-RESCORE_BATCH = 1000
-"""Requested plans re-scored per transaction by the scheduler."""
+RESCORE_BATCH = 200
+"""Requested plans re-scored per transaction by the scheduler (on SQLite the sweep holds the
+write lock meanwhile: a small batch keeps customers' answers from waiting on it)."""
 
 
 def _rescore_upsert(dialect: str) -> Any:
@@ -250,6 +260,11 @@ def _rescore_upsert(dialect: str) -> Any:
 
 
 _RESCORE_UPSERTS = {dialect: _rescore_upsert(dialect) for dialect in ("sqlite", "postgresql")}
+_rescore = table_of(PlanRescore)
+# A request renewed after it was read (a new answer) has another time, and stays.
+_SERVED = delete(_rescore).where(
+    _rescore.c.plan_id == bindparam("served_plan"), _rescore.c.requested_at == bindparam("seen")
+)
 
 
 def request_rescore(session: Session, plan_id: int, now: datetime) -> None:
@@ -259,25 +274,27 @@ def request_rescore(session: Session, plan_id: int, now: datetime) -> None:
     session.execute(upsert, {"plan_id": plan_id, "at": now})
 
 
-def rescore_requested(session: Session, today: date, now: datetime) -> int:
-    """Re-score up to ``RESCORE_BATCH`` requested plans, oldest request first, and forget those
-    requests (not ones renewed meanwhile); returns how many requests were served."""
+def rescore_requested(session: Session, now: datetime) -> int:
+    """Re-score up to ``RESCORE_BATCH`` requested plans, oldest request first, each on its
+    customer's own day, and forget the requests served (not ones renewed meanwhile); returns
+    how many were served. On PostgreSQL a second scheduler skips the rows this one holds."""
     rows = session.execute(
         select(col(PlanRescore.plan_id), col(PlanRescore.requested_at), col(Plan.customer_id),
-               col(Plan.product_id))
+               col(Plan.product_id), col(Customer.timezone))
         .join(Plan, col(Plan.id) == col(PlanRescore.plan_id))
+        .join(Customer, col(Customer.id) == col(Plan.customer_id))
         .order_by(col(PlanRescore.requested_at))
         .limit(RESCORE_BATCH)
+        .with_for_update(skip_locked=True, of=table_of(PlanRescore))
     ).all()  # fmt: skip
-    if not rows:
-        return 0
-    reestimate(session, {(r.customer_id, r.product_id) for r in rows}, today, now)
-    session.execute(
-        delete(PlanRescore).where(
-            col(PlanRescore.plan_id).in_([r.plan_id for r in rows]),
-            col(PlanRescore.requested_at) <= max(r.requested_at for r in rows),
-        )
-    )
+    by_zone: dict[str, set[Pair]] = {}
+    for r in rows:
+        by_zone.setdefault(r.timezone, set()).add((r.customer_id, r.product_id))
+    for zone, pairs in by_zone.items():
+        # The customer's own day: an answer given today must count (the origin is tomorrow).
+        reestimate(session, pairs, now.astimezone(ZoneInfo(zone)).date(), now)
+    if rows:
+        session.execute(_SERVED, [{"served_plan": r.plan_id, "seen": r.requested_at} for r in rows])
     return len(rows)
 
 

@@ -11,7 +11,7 @@ from app.config import current_settings
 from app.db import get_engine, get_session
 from app.links import views
 from app.models import Outbox, OutboxStatus, Plan, PromptStatus, Reorder, ReorderStatus
-from app.services import answers
+from app.services import answers, reorders
 from tests.factories import NOW
 from tests.scheduler.helpers import prompt_rows
 
@@ -96,6 +96,28 @@ def test_a_forecast_written_while_the_page_was_reading_is_kept(
         plan = get_session().query(Plan).one()
         assert (plan.prompt_on, plan.median_on) == (rescored_to, rescored_to)
         assert plan.prompt_not_before == NOW.date() + timedelta(days=7)
+
+
+def test_an_undo_racing_an_ops_cancel_leaves_the_cancelled_reorder_alone(
+    client, app, links, at_now, monkeypatch
+):
+    client.post(links["p"], data={"action": "confirm"})
+    [reorder] = _reorders(app)
+    real_end_reading = db.end_reading
+
+    def cancelled_meanwhile(session):
+        real_end_reading(session)
+        with app.app_context():
+            other = get_session()
+            reorders.cancel(other, current_settings(), reorder.id or 0, "ops@example.jp", NOW)
+            other.commit()
+
+    monkeypatch.setattr(views, "end_reading", cancelled_meanwhile)
+    page = client.post(links["p"], data={"action": "undo"})
+    assert page.status_code == 200
+    [still] = _reorders(app)
+    assert still.status is ReorderStatus.CANCELLED
+    assert prompt_rows(app)[0].status is PromptStatus.CONFIRMED
 
 
 def test_confirm_can_be_undone_inside_the_window_only(client, app, links, at_now):

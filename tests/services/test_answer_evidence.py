@@ -91,3 +91,26 @@ def test_an_answer_asks_the_scheduler_for_one_rescore_of_its_plan(
     with app.app_context():
         assert get_session().scalars(select(PlanRescore)).all() == []
     assert _rescore_sweep(app, monkeypatch) == 0
+
+
+def test_an_answer_arriving_while_its_plan_is_rescored_is_rescored_again(
+    client, app, fitted, at_now, monkeypatch
+):
+    client.post(fitted["p"], data={"action": "skip"})
+    plan_id = _plan(app).id
+    assert plan_id is not None
+    real_reestimate = forecasting.reestimate
+
+    def answered_during(session, pairs, today, now):
+        written = real_reestimate(session, pairs, today, now)
+        # Another answer on the plan, begun (its clock read) before this sweep read the
+        # requests and committed only now.
+        forecasting.request_rescore(session, plan_id, NOW + timedelta(seconds=30))
+        return written
+
+    monkeypatch.setattr(forecasting, "reestimate", answered_during)
+    assert _rescore_sweep(app, monkeypatch) >= 1
+    monkeypatch.setattr(forecasting, "reestimate", real_reestimate)
+    with app.app_context():
+        [kept] = get_session().scalars(select(PlanRescore)).all()
+        assert kept.requested_at == NOW + timedelta(seconds=30)
