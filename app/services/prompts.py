@@ -30,6 +30,7 @@ from app.links.urls import link
 from app.mail.render import Envelope, PromptItem, prompt_message, reason_sentence
 from app.models import (
     OPEN_PROMPT_STATUSES,
+    ActorType,
     Customer,
     OutboxKind,
     Plan,
@@ -39,6 +40,7 @@ from app.models import (
     PromptStatus,
 )
 from app.services import outbox
+from app.services.audit import record
 from app.services.plans import CHUNK
 from app.services.timing import send_at
 
@@ -487,3 +489,28 @@ def cancel_open(session: Session, plan_ids: list[int], reason: str, now: datetim
 
 def local_today(zone: str, now: datetime) -> date:
     return now.astimezone(ZoneInfo(zone)).date()
+
+
+def send_now(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+    customer: Customer | None = None,
+) -> int:
+    """An operator's override: schedule the prompts whose day has (nearly) come, then make the
+    scheduled ones (of ``customer``, or of everyone) due now, whatever their send hour and the
+    quiet hours. The weekly limit still holds at dispatch. Returns how many were brought
+    forward; audited."""
+    while schedule_prompts(session, settings, now) > 0:
+        pass
+    prompt = table_of(Prompt)
+    brought = update(prompt).where(prompt.c.status == PromptStatus.SCHEDULED, prompt.c.due_at > now)
+    if customer is not None:
+        brought = brought.where(prompt.c.customer_id == customer.id)
+    n = int(session.execute(brought.values(due_at=now, updated_at=now)).rowcount)  # type: ignore[attr-defined]
+    record(session, now, ActorType.USER, actor, "prompts.send_now",
+           "customer" if customer else "shop", customer.external_id if customer else "*",
+           None, {"prompts": n})  # fmt: skip
+    logger.info("%d scheduled prompts made due now by %s", n, actor)
+    return n
