@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from wtforms import DecimalField, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
-from app.admin import bp, queries
+from app.admin import ID, bp, queries
 from app.admin.auth import operator_required, staff_required
 from app.admin.charts import Series, bar_chart, forecast_chart, legend
 from app.config import current_settings
@@ -23,7 +23,6 @@ from app.db import get_session, utcnow
 from app.models import ActorType, Customer, OutboxKind, OutboxStatus, Plan, PlanStatus, Product
 from app.services import outbox, preferences, product_settings
 
-ID = "int(min=1, max=2147483647)"  # a database id in a path: never overflows a column
 T = TypeVar("T")
 
 

@@ -79,30 +79,32 @@ def expire_prompts(timing: Timing) -> int:
         return expired
 
 
-def rescore_answered_plans(timing: Timing) -> int:
-    """Re-score the plans whose prompts customers answered since the last sweep."""
-    served = 0
+def _in_chunks(step: Callable[[Session], int], chunk: int) -> int:
+    """Run ``step`` and commit, again while it did a whole ``chunk``; returns the total."""
+    done = 0
     with _session() as session:
         while True:
-            batch = forecasting.rescore_requested(session, utcnow())
+            n = step(session)
             session.commit()
-            served += batch
-            if batch < forecasting.RESCORE_BATCH:
-                return served
+            done += n
+            if n < chunk:
+                return done
+
+
+def rescore_answered_plans(timing: Timing) -> int:
+    """Re-score the plans whose prompts customers answered since the last sweep."""
+    return _in_chunks(
+        lambda session: forecasting.rescore_requested(session, utcnow()), forecasting.RESCORE_BATCH
+    )
 
 
 def purge_idempotency_records(timing: Timing) -> int:
     """Forget ``Idempotency-Key`` responses older than ``KAIDOKI_IDEMPOTENCY_HOURS``, a chunk
     per transaction."""
     keep = timedelta(hours=current_settings().idempotency_hours)
-    purged = 0
-    with _session() as session:
-        while True:
-            chunk = idempotency.purge_expired(session, utcnow(), keep)
-            session.commit()
-            purged += chunk
-            if chunk < idempotency.PURGE_CHUNK:
-                return purged
+    return _in_chunks(
+        lambda session: idempotency.purge_expired(session, utcnow(), keep), idempotency.PURGE_CHUNK
+    )
 
 
 def refit_forecasts(timing: Timing) -> int:

@@ -35,7 +35,7 @@ from app.models import (
     ReorderStatus,
 )
 from app.services import outbox
-from app.services.audit import record, record_many
+from app.services.audit import record
 from app.services.forecasting import request_rescore
 from app.services.reorders import reorder_event_data
 from app.services.timing import learned_send_hour
@@ -177,7 +177,7 @@ def answer(
     }
     taken = session.execute(_ANSWER_PROMPT, answered | {"prompt_id": prompt.id})
     if not taken.rowcount:  # type: ignore[attr-defined]
-        return find_prompt(session, view.prompt.id or 0, fresh=True) or view
+        return _as_it_is_now(session, view)
     _loaded(prompt, answered)
     before = {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before)}
     if action is Action.STOP:
@@ -195,18 +195,20 @@ def answer(
         session.execute(_REST_PLAN, rest | {"plan_id": plan.id})
         _loaded(plan, rest)
     _learn_send_hour(session, settings, customer)
-    record_many(session, [{
-        "at": now, "actor_type": ActorType.CUSTOMER, "actor": customer.external_id,
-        "action": f"prompt.{action.value}", "entity_type": "plan", "entity_id": str(plan.id),
-        "before": before,
-        "after": {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before),
-                  "prompt_id": prompt.id, "quantity": prompt.answered_quantity,
-                  "snooze_days": prompt.snooze_days},
-    }])  # fmt: skip
+    record(session, now, ActorType.CUSTOMER, customer.external_id, f"prompt.{action.value}",
+           "plan", str(plan.id), before,
+           {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before),
+            "prompt_id": prompt.id, "quantity": prompt.answered_quantity,
+            "snooze_days": prompt.snooze_days})  # fmt: skip
     assert plan.id is not None
     request_rescore(session, plan.id, now)
     logger.info("prompt %s answered %s by customer %s", prompt.id, action.value, customer.id)
     return view
+
+
+def _as_it_is_now(session: Session, view: PromptView) -> PromptView:
+    """``view`` read again inside the writing transaction (what another request did since)."""
+    return find_prompt(session, view.prompt.id or 0, fresh=True) or view
 
 
 def _loaded(record: Any, values: dict[str, Any]) -> None:
@@ -257,7 +259,7 @@ def _enqueue_event(
 def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
     # Read again, now inside the writing transaction: the page read without the lock, and the
     # reorder may have been cancelled, fulfilled or undone since.
-    view = find_prompt(session, view.prompt.id or 0, fresh=True) or view
+    view = _as_it_is_now(session, view)
     reorder = view.reorder
     if reorder is None or not view.can_undo(now):
         return view
@@ -266,7 +268,7 @@ def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
     # and inside its window.
     withdrawn = session.execute(_WITHDRAW_REORDER, {"reorder_id": reorder.id, "now": now})
     if not withdrawn.rowcount:  # type: ignore[attr-defined]
-        return find_prompt(session, view.prompt.id or 0, fresh=True) or view
+        return _as_it_is_now(session, view)
     # Still inside the undo window, so its webhook (due at hand-off) has not been claimed.
     outbox.cancel_pending(session, f"msg_reorder.confirmed_{reorder.id}", now)
     session.expunge(reorder)

@@ -22,22 +22,15 @@ def record(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    session.add(
-        AuditLog(
-            at=at,
-            actor_type=actor_type,
-            actor=actor,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            before=before,
-            after=after,
-        )
-    )
+    """One audit row, inserted at once (a plain statement: no unit-of-work flush)."""
+    record_many(session, [{
+        "at": at, "actor_type": actor_type, "actor": actor, "action": action,
+        "entity_type": entity_type, "entity_id": entity_id, "before": before, "after": after,
+    }])  # fmt: skip
 
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert many audit rows at once (the keys of AuditLog); used by batch syncs.
+    """Insert audit rows at once (the keys of AuditLog); batch syncs write many.
 
     Plain Core executemany, not ``insert_many``: the JSON columns need the driver-specific
     casts SQLAlchemy adds, and a batch writes only a handful of audit rows.
