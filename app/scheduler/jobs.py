@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.config import current_settings
 from app.db import get_engine, utcnow
-from app.services import delivery, forecasting, idempotency, prompts
+from app.services import answers, delivery, forecasting, idempotency, prompts
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,16 @@ def _in_chunks(step: Callable[[Session], int], chunk: int) -> int:
 
 
 def rescore_answered_plans(timing: Timing) -> int:
-    """Re-score the plans whose prompts customers answered since the last sweep."""
-    return _in_chunks(
-        lambda session: forecasting.rescore_requested(session, utcnow()), forecasting.RESCORE_BATCH
-    )
+    """Re-score the plans whose prompts customers answered since the last sweep, and learn
+    those customers' send hours from when they answer."""
+    settings = current_settings()
+
+    def serve(session: Session) -> int:
+        served = forecasting.rescore_requested(session, utcnow())
+        answers.learn_send_hours(session, settings, {r.customer_id: r.timezone for r in served})
+        return len(served)
+
+    return _in_chunks(serve, forecasting.RESCORE_BATCH)
 
 
 def purge_idempotency_records(timing: Timing) -> int:

@@ -9,13 +9,15 @@ two clicks racing each other cannot both act, and a reorder is unique per prompt
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -111,6 +113,7 @@ _STOP_PLAN = (
     .values(status=PlanStatus.STOPPED, prompt_on=None, updated_at=bindparam("updated_at"))
 )
 _reorder = table_of(Reorder)
+_INSERT_REORDER = insert(_reorder).returning(_reorder.c.id)
 _WITHDRAW_REORDER = delete(_reorder).where(
     _reorder.c.id == bindparam("reorder_id"),
     _reorder.c.status == ReorderStatus.PENDING,
@@ -123,10 +126,13 @@ _REOPEN_PROMPT = (
             answered_quantity=None, updated_at=bindparam("updated_at"))
 )  # fmt: skip
 _ANSWER_TIMES = (
-    select(_prompt.c.answered_at)
-    .where(_prompt.c.customer_id == bindparam("customer_id"), _prompt.c.answered_at.is_not(None))
-    .order_by(_prompt.c.answered_at.desc())
-    .limit(20)
+    select(_prompt.c.customer_id, _prompt.c.answered_at)
+    .where(_prompt.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+           _prompt.c.answered_at.is_not(None))
+    .order_by(_prompt.c.customer_id, _prompt.c.answered_at.desc())
+)  # fmt: skip
+_CUSTOMER_SEND_HOURS = select(_customer.c.id, _customer.c.send_hour).where(
+    _customer.c.id.in_(bindparam("customer_ids", expanding=True))
 )
 _SET_SEND_HOUR = (
     update(_customer)
@@ -158,7 +164,8 @@ def answer(
     ``view`` was read) is returned as it is now: the page shows what happened first. UNDO
     withdraws a confirm whose reorder is still inside its undo window and opens the prompt
     again. The plan's rest (or snooze) holds its next prompt back at once; its forecast is
-    re-scored with the new evidence by the scheduler (``request_rescore``).
+    re-scored with the new evidence by the scheduler (``request_rescore``), which also learns
+    the customer's send hour from the answer's time (``learn_send_hours``).
 
     Writes are plain statements on rows already read (no reload, no unit-of-work flush but
     the reorder's): on SQLite every answer holds the one write lock while it writes.
@@ -194,7 +201,6 @@ def answer(
         rest = {"prompt_not_before": today + timedelta(days=rest_days), "updated_at": now}
         session.execute(_REST_PLAN, rest | {"plan_id": plan.id})
         _loaded(plan, rest)
-    _learn_send_hour(session, settings, customer)
     record(session, now, ActorType.CUSTOMER, customer.external_id, f"prompt.{action.value}",
            "plan", str(plan.id), before,
            {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before),
@@ -231,8 +237,9 @@ def _confirm(session: Session, settings: Settings, view: PromptView, now: dateti
         created_at=now,
         updated_at=now,
     )
-    session.add(reorder)
-    session.flush()
+    # A plain insert of the new row (no unit-of-work flush); the page shows it as built.
+    values = {c.name: getattr(reorder, c.name) for c in _reorder.columns if c.name != "id"}
+    reorder.id = session.execute(_INSERT_REORDER, values).scalar_one()
     if settings.webhook_url:
         _enqueue_event(session, settings, "reorder.confirmed", view, reorder, now,
                        available_at=reorder.handoff_at)  # fmt: skip
@@ -288,16 +295,30 @@ def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
     return view
 
 
-def _learn_send_hour(session: Session, settings: Settings, customer: Customer) -> None:
-    zone = ZoneInfo(customer.timezone)
-    times = session.scalars(_ANSWER_TIMES, {"customer_id": customer.id}).all()
-    hour = learned_send_hour(
-        (t.astimezone(zone).hour for t in times if t is not None),
-        allowed_hours(settings.quiet_hours),
-    )
-    if hour is not None and hour != customer.send_hour:
-        session.execute(_SET_SEND_HOUR, {"customer_id": customer.id, "send_hour": hour})
-        _loaded(customer, {"send_hour": hour})
+RECENT_ANSWERS = 20
+"""A customer's send hour is learned from this many of their latest answers."""
+
+
+def learn_send_hours(session: Session, settings: Settings, zones: Mapping[int, str]) -> int:
+    """Set the send hour of each customer in ``zones`` (id: time zone) to the local hour they
+    usually answer at, from their latest answers (``timing.learned_send_hour``); returns how
+    many changed. Run by the scheduler after answers, with their re-scores."""
+    if not zones:
+        return 0
+    ids = {"customer_ids": sorted(zones)}
+    allowed = allowed_hours(settings.quiet_hours)
+    current = {r.id: r.send_hour for r in session.execute(_CUSTOMER_SEND_HOURS, ids)}
+    changed = []
+    rows = session.execute(_ANSWER_TIMES, ids)
+    for customer_id, answers in itertools.groupby(rows, key=lambda r: r.customer_id):
+        zone = ZoneInfo(zones[customer_id])
+        recent = itertools.islice(answers, RECENT_ANSWERS)
+        hour = learned_send_hour((r.answered_at.astimezone(zone).hour for r in recent), allowed)
+        if hour is not None and hour != current.get(customer_id):
+            changed.append({"customer_id": customer_id, "send_hour": hour})
+    if changed:
+        session.execute(_SET_SEND_HOUR, changed)
+    return len(changed)
 
 
 def _iso(day: date | None) -> str | None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -274,10 +274,13 @@ def request_rescore(session: Session, plan_id: int, now: datetime) -> None:
     session.execute(upsert, {"plan_id": plan_id, "at": now})
 
 
-def rescore_requested(session: Session, now: datetime) -> int:
+def rescore_requested(
+    session: Session, now: datetime
+) -> Sequence[Row[int, datetime, int, int, str]]:
     """Re-score up to ``RESCORE_BATCH`` requested plans, oldest request first, each on its
     customer's own day, and forget the requests served (not ones renewed meanwhile); returns
-    how many were served. On PostgreSQL a second scheduler skips the rows this one holds."""
+    the requests served (``plan_id``, ``customer_id``, ``timezone``...). On PostgreSQL a
+    second scheduler skips the rows this one holds."""
     rows = session.execute(
         select(col(PlanRescore.plan_id), col(PlanRescore.requested_at), col(Plan.customer_id),
                col(Plan.product_id), col(Customer.timezone))
@@ -295,7 +298,7 @@ def rescore_requested(session: Session, now: datetime) -> int:
         reestimate(session, pairs, now.astimezone(ZoneInfo(zone)).date(), now)
     if rows:
         session.execute(_SERVED, [{"served_plan": r.plan_id, "seen": r.requested_at} for r in rows])
-    return len(rows)
+    return rows
 
 
 def _record_outcomes(

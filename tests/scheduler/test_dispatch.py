@@ -1,9 +1,17 @@
 """Scheduling and dispatching prompts: send hours, grouping, weekly limits, orders in between."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
 from app.db import get_session
-from app.models import Locale, PromptStatus
+from app.models import Customer, Locale, PromptStatus
+from app.scheduler import jobs
+from tests.conftest import BASE_URL
 from tests.factories import NOW, make_plan, order_body
 from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, schedule, text_part
 
@@ -22,6 +30,39 @@ def test_prompt_is_due_at_the_customers_send_hour_on_its_day(app):
     [prompt] = prompt_rows(app)
     assert prompt.status is PromptStatus.SCHEDULED
     assert prompt.due_at == datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
+
+
+@pytest.mark.parametrize(
+    ("answers", "answered_at", "send_hour"),
+    [
+        (3, datetime(2026, 11, 20, 10, 30, tzinfo=UTC), 19),  # 19:30 in Tokyo
+        (3, datetime(2026, 11, 20, 14, 30, tzinfo=UTC), 20),  # 23:30: quiet, the nearest hour
+        (2, datetime(2026, 11, 20, 10, 30, tzinfo=UTC), None),  # too few answers to tell
+    ],
+)
+def test_the_send_hour_is_learned_from_when_the_customer_answers(
+    app, client, monkeypatch, answers, answered_at, send_hour
+):
+    _plans(app, *({"product": f"p-{n}"} for n in range(answers)))
+    dispatch(app)
+    deliver(app)
+    [message] = mailbox(app)
+    paths = re.findall(re.escape(BASE_URL) + r"(/l/p/\S+)", text_part(message))
+    assert len(paths) == answers
+    monkeypatch.setattr("app.links.views.utcnow", lambda: answered_at)
+    for path in paths:
+        assert client.post(path, data={"action": "skip"}).status_code == 200
+    monkeypatch.setattr("app.scheduler.jobs.utcnow", lambda: answered_at + timedelta(minutes=1))
+    with app.app_context():
+        assert jobs.rescore_answered_plans(jobs.Timing()) == answers
+        assert get_session().scalar(select(col(Customer.send_hour))) == send_hour
+    # The skipped plans rest a week; then their prompts go out at that hour (else at 10:00).
+    assert schedule(app, datetime(2026, 11, 27, 0, 0, tzinfo=UTC)) == answers  # 09:00 there
+    due = [p.due_at for p in prompt_rows(app) if p.status is PromptStatus.SCHEDULED]
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert {d.astimezone(tokyo) for d in due} == {
+        datetime(2026, 11, 27, send_hour or 10, tzinfo=tokyo)
+    }
 
 
 def test_nothing_is_sent_before_the_due_time(app):
