@@ -145,6 +145,12 @@ def get_engine() -> Engine:
     return engine
 
 
+MAX_ID = 2_147_483_647
+"""The largest value an integer column holds (PostgreSQL ``integer``)."""
+ID_IN_PATH = f"int(min=1, max={MAX_ID})"
+"""A database id in a URL path (a Werkzeug converter): a larger number is not found (404),
+never an overflow in the query."""
+
 READ_ONLY_OPTION = "kaidoki_read_only"
 # Blueprints whose GET pages only read: on SQLite their transactions begin deferred, so they
 # never wait for the write lock (a refit, a big sync) and never hold readers of each other up.

@@ -12,7 +12,6 @@ from flask_wtf.csrf import CSRFProtect
 from app.config import SETTINGS_KEY
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-ID = "int(min=1, max=2147483647)"  # a database id in a path: never overflows a column
 login_manager = LoginManager()
 csrf = CSRFProtect()
 

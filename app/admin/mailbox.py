@@ -16,10 +16,10 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlmodel import col
 
-from app.admin import ID, security_headers
+from app.admin import security_headers
 from app.admin.auth import staff_required
 from app.admin.queries import paginate
-from app.db import get_session
+from app.db import ID_IN_PATH, get_session
 from app.models import MailboxMessage
 
 bp = Blueprint("mailbox", __name__, url_prefix="/admin/mailbox")
@@ -68,7 +68,7 @@ def inbox() -> str:
     return render_template("admin/mailbox.html", page=page)
 
 
-@bp.get(f"/<{ID}:message_id>")
+@bp.get(f"/<{ID_IN_PATH}:message_id>")
 @staff_required
 def message(message_id: int) -> str:
     row = _message(message_id)
@@ -78,7 +78,7 @@ def message(message_id: int) -> str:
                            text=_linkify(_part(parsed, "plain")))  # fmt: skip
 
 
-@bp.get(f"/<{ID}:message_id>/html")
+@bp.get(f"/<{ID_IN_PATH}:message_id>/html")
 @staff_required
 def message_html(message_id: int) -> Response:
     response = Response(_part(_parse(_message(message_id).raw), "html"), mimetype="text/html")

@@ -15,11 +15,11 @@ from werkzeug.wrappers import Response
 from wtforms import DecimalField, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
-from app.admin import ID, bp, queries
+from app.admin import bp, queries
 from app.admin.auth import operator_required, staff_required
 from app.admin.charts import Series, bar_chart, forecast_chart, legend
 from app.config import current_settings
-from app.db import get_session, utcnow
+from app.db import ID_IN_PATH, get_session, utcnow
 from app.models import ActorType, Customer, OutboxKind, OutboxStatus, Plan, PlanStatus, Product
 from app.services import outbox, preferences, product_settings
 
@@ -103,7 +103,7 @@ def _get_or_404(model: type[T], record_id: int) -> T:
     return found
 
 
-@bp.get(f"/products/<{ID}:product_id>")
+@bp.get(f"/products/<{ID_IN_PATH}:product_id>")
 @staff_required
 def product(product_id: int) -> str:
     found = _get_or_404(Product, product_id)
@@ -111,7 +111,7 @@ def product(product_id: int) -> str:
     return render_template("admin/product.html", product=found, form=form, preview=None)
 
 
-@bp.post(f"/products/<{ID}:product_id>")
+@bp.post(f"/products/<{ID_IN_PATH}:product_id>")
 @operator_required
 def product_change(product_id: int) -> str | Response | tuple[str, int]:
     """``action=preview`` shows what the change would do; ``action=save`` applies it."""
@@ -147,7 +147,7 @@ def deliveries() -> str:
                            kinds=list(OutboxKind))  # fmt: skip
 
 
-@bp.post(f"/deliveries/<{ID}:outbox_id>/replay")
+@bp.post(f"/deliveries/<{ID_IN_PATH}:outbox_id>/replay")
 @operator_required
 def replay(outbox_id: int) -> Response:
     session = get_session()
@@ -183,7 +183,7 @@ def customers() -> str:
                            page=queries.paginate(get_session(), query, _page()))  # fmt: skip
 
 
-@bp.get(f"/customers/<{ID}:customer_id>")
+@bp.get(f"/customers/<{ID_IN_PATH}:customer_id>")
 @staff_required
 def customer(customer_id: int) -> str:
     found, today = _get_or_404(Customer, customer_id), _today()
@@ -211,7 +211,7 @@ class PlanControlForm(FlaskForm):  # type: ignore[misc]
     )  # fmt: skip
 
 
-@bp.post(f"/customers/<{ID}:customer_id>/plans/<{ID}:plan_id>")
+@bp.post(f"/customers/<{ID_IN_PATH}:customer_id>/plans/<{ID_IN_PATH}:plan_id>")
 @operator_required
 def plan_control(customer_id: int, plan_id: int) -> Response:
     """Pause, resume or stop a plan, fix its interval, or give it back to the forecast."""

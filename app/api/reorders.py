@@ -9,7 +9,7 @@ from flask_smorest import abort
 from app.api import schemas
 from app.api.auth import current_actor, idempotent
 from app.api.resources import blp
-from app.db import get_session, utcnow
+from app.db import ID_IN_PATH, get_session, utcnow
 from app.models import ReorderStatus
 from app.services import reorders
 
@@ -40,7 +40,7 @@ def reorder_feed(status: str, after_id: int, limit: int) -> Any:
     return [_out(item) for item in items]
 
 
-@blp.route("/reorders/<int(min=1, max=2147483647):reorder_id>/ack", methods=["POST"])
+@blp.route(f"/reorders/<{ID_IN_PATH}:reorder_id>/ack", methods=["POST"])
 @idempotent
 @blp.response(200, schemas.ReorderOutSchema)
 @blp.alt_response(404, description="no such reorder (or still inside its undo window)")

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from app.db import MAX_ID
 from app.models import EXTERNAL_ID_MAX, Locale, OrderStatus
 from app.services.types import CustomerIn, LineIn, OrderIn, ProductIn
 
 MAX_BATCH_ORDERS = 1000
 MAX_LINES_PER_ORDER = 500
 MAX_QUANTITY = 1_000_000
-MAX_DB_INT = 2_147_483_647
 # Dates outside this window are typos, and far-off years overflow when shifted to UTC.
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -189,7 +189,7 @@ class OrderSchema(Schema):
         load_default=None,
         allow_none=True,
         strict=True,
-        validate=validate.Range(min=1, max=MAX_DB_INT),
+        validate=validate.Range(min=1, max=MAX_ID),
         metadata={"description": "the Kaidoki reorder this order fulfils, if any"},
     )
     lines = _Lines(
@@ -361,7 +361,7 @@ class ReorderFeedArgsSchema(Schema):
     )
     after_id = fields.Integer(
         load_default=0,
-        validate=validate.Range(min=0, max=MAX_DB_INT),
+        validate=validate.Range(min=0, max=MAX_ID),
         metadata={"description": "only reorders with a larger id (for paging through)"},
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))

@@ -10,7 +10,7 @@ from wtforms import Form, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from app.config import Settings, current_settings
-from app.db import end_reading, get_session, read_first, utcnow
+from app.db import MAX_ID, end_reading, get_session, read_first, utcnow
 from app.links.tokens import (
     ExpiredLink,
     LinkClaim,
@@ -56,7 +56,7 @@ class PlanForm(Form):  # type: ignore[misc]
         choices=["pause", "resume", "stop", "interval", "unsubscribe", "subscribe"],
         validators=[InputRequired()],
     )
-    plan_id = IntegerField(validators=[Optional(), NumberRange(1, 2_147_483_647)])
+    plan_id = IntegerField(validators=[Optional(), NumberRange(1, MAX_ID)])
     interval_days = IntegerField(
         validators=[
             Optional(),

@@ -67,7 +67,10 @@ def test_ack_of_a_reorder_still_inside_its_undo_window_is_404(client, auth, conf
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/api/v1/reorders/999/ack", "/api/v1/reorders/0/ack"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/reorders/999/ack", "/api/v1/reorders/0/ack", "/api/v1/reorders/2147483648/ack"],
+)
 def test_ack_of_an_unknown_reorder_is_404(client, auth, path):
     assert client.post(path, headers=auth).status_code == 404
 
