@@ -53,10 +53,13 @@ class QueuedWriterConnection(sqlite3.Connection):
         self._holding = False
         self._checkpointed_at = 0.0
 
-    def wait_turn(self) -> None:
+    def wait_turn(self, patient: bool = False) -> None:
         """Block until no other writer of this database holds the lock, then hold it.
 
         Raises ``sqlite3.OperationalError`` ("database is locked") after ``WAIT_SECONDS``.
+        ``patient`` instead waits however long it takes, queued in the kernel: a waiter that
+        polls can be starved by back-to-back writers in its own process, which hold Python's
+        global lock in the moments they do not hold the turn.
         """
         if self._lock_fd is not None and self._lock_pid != os.getpid():
             # A descriptor inherited through fork shares its lock with the parent: this
@@ -71,6 +74,10 @@ class QueuedWriterConnection(sqlite3.Connection):
             )
             self._lock_fd = os.open(self.database + WRITERS_SUFFIX, os.O_RDWR | os.O_CREAT, mode)
             self._lock_pid = os.getpid()
+        if patient:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._holding = True
+            return
         deadline = time.monotonic() + WAIT_SECONDS
         pause = 0.0001
         while True:
@@ -113,8 +120,10 @@ class QueuedWriterConnection(sqlite3.Connection):
                 return
             # Then, holding a turn, the few frames written meanwhile: with the WAL wholly
             # copied back and no writer in between, the next writer restarts it. (Outside the
-            # queue alone, back-to-back writers would never let it restart.)
-            self.wait_turn()
+            # queue alone, back-to-back writers would never let it restart.) Patient, so that
+            # back-to-back writers in this process cannot starve it; it waits as long as the
+            # writer ahead of it, as any writer would.
+            self.wait_turn(patient=True)
             try:
                 self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
             finally:
