@@ -136,7 +136,13 @@ def make_engine(url: str) -> Engine:
 
 def init_app(app: Flask, url: str) -> None:
     engine = app.extensions[ENGINE_KEY] = make_engine(url)
-    app.extensions[READER_KEY] = engine.execution_options(**{READ_ONLY_OPTION: True})
+    reader: dict[str, Any] = {READ_ONLY_OPTION: True}
+    if engine.dialect.name == "postgresql":
+        # A read-only page runs a query or two, and needs no transaction around them: without
+        # one, PostgreSQL is spared the BEGIN and ROLLBACK round trips (GET of a link page
+        # 3.3 -> 2.3 ms). On SQLite a deferred BEGIN costs nothing and keeps one snapshot.
+        reader["isolation_level"] = "AUTOCOMMIT"
+    app.extensions[READER_KEY] = engine.execution_options(**reader)
     app.teardown_appcontext(_close_session)
 
 
@@ -161,19 +167,27 @@ READ_ONLY_GET_BLUEPRINTS = frozenset({"links", "mailbox", "health"})
 def read_first(session: Session) -> None:
     """Begin ``session``'s transaction as a reader, for a request that reads before it decides
     to write: on SQLite its reads then neither wait for nor hold the write lock. Call
-    ``end_reading`` before the first write."""
-    session.connection(execution_options={READ_ONLY_OPTION: True})
+    ``end_reading`` before the first write. (PostgreSQL locks rows, not the database: there
+    both are no-ops, and the reads and writes share one transaction.)"""
+    if _on_sqlite(session):
+        session.connection(execution_options={READ_ONLY_OPTION: True})
 
 
 def end_reading(session: Session) -> None:
     """End the reading transaction, keeping what it loaded as loaded (no reload): the next
     statement begins a writing one. Whatever was read may have changed since, so the writes
     must be guarded (``UPDATE ... WHERE status = ...``)."""
+    if not _on_sqlite(session):
+        return
     expire, session.expire_on_commit = session.expire_on_commit, False
     try:
         session.commit()
     finally:
         session.expire_on_commit = expire
+
+
+def _on_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
 
 
 def get_session() -> Session:

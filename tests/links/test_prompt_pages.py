@@ -224,3 +224,14 @@ def test_pages_load_while_a_long_write_holds_the_database(client, app, links, at
     writer.dispose()
     assert [page.status_code for page in pages] == [200, 200, 200]
     assert waited < 5, f"the pages waited {waited:.1f} s for the writer"
+
+
+def test_writes_after_a_read_only_page_are_still_one_transaction(client, app, links):
+    """Read-only pages run without a transaction on PostgreSQL (no BEGIN, no ROLLBACK); the
+    pooled connection they used must be transactional again for the next writer."""
+    assert client.get(links["p"]).status_code == 200
+    with app.app_context():
+        session = get_session()
+        session.execute(text("UPDATE customer SET name = 'half done' WHERE id = 1"))
+        session.rollback()
+        assert session.scalar(text("SELECT name FROM customer WHERE id = 1")) != "half done"
