@@ -121,8 +121,10 @@ class QueuedWriterConnection(sqlite3.Connection):
             # Then, holding a turn, the few frames written meanwhile: with the WAL wholly
             # copied back and no writer in between, the next writer restarts it. (Outside the
             # queue alone, back-to-back writers would never let it restart.) Patient, so that
-            # back-to-back writers in this process cannot starve it; it waits as long as the
-            # writer ahead of it, as any writer would.
+            # back-to-back writers in this process cannot starve it. It has no time limit: a
+            # writer holding the turn for long (a refit of a large shop on SQLite) holds this
+            # commit's caller as long, after its data is safe, where other writers give up
+            # after WAIT_SECONDS. Either way the web request would outlast gunicorn's timeout.
             self.wait_turn(patient=True)
             try:
                 self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()

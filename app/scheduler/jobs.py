@@ -97,9 +97,11 @@ def rescore_answered_plans(timing: Timing) -> int:
     settings = current_settings()
 
     def serve(session: Session) -> int:
-        served = forecasting.rescore_requested(session, utcnow())
-        answers.learn_send_hours(session, settings, {r.customer_id: r.timezone for r in served})
-        return len(served)
+        requests = forecasting.rescore_requests(session)
+        # Customers before plans, the order an order sync locks them in (PostgreSQL): the
+        # sweep and a sync of the same customer wait for each other instead of deadlocking.
+        answers.learn_send_hours(session, settings, {r.customer_id: r.timezone for r in requests})
+        return forecasting.rescore(session, requests, utcnow())
 
     return _in_chunks(serve, forecasting.RESCORE_BATCH)
 

@@ -9,7 +9,6 @@ two clicks racing each other cannot both act, and a reorder is unique per prompt
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -49,6 +48,8 @@ SNOOZE_CHOICES = (3, 7, 14)
 MAX_QUANTITY = 99
 SKIP_REST_DAYS = 7
 """After "skip this time", the plan is not prompted again for at least this many days."""
+RECENT_ANSWERS = 20
+"""A customer's send hour is learned from this many of their latest answers."""
 
 
 class Action(enum.StrEnum):
@@ -125,14 +126,23 @@ _REOPEN_PROMPT = (
     .values(status=PromptStatus.SENT, answered_at=None, answered_on=None,
             answered_quantity=None, updated_at=bindparam("updated_at"))
 )  # fmt: skip
-_ANSWER_TIMES = (
-    select(_prompt.c.customer_id, _prompt.c.answered_at)
+_latest_answers = (
+    select(_prompt.c.customer_id, _prompt.c.answered_at,
+           func.row_number().over(partition_by=_prompt.c.customer_id,
+                                  order_by=_prompt.c.answered_at.desc()).label("nth"))
     .where(_prompt.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
            _prompt.c.answered_at.is_not(None))
-    .order_by(_prompt.c.customer_id, _prompt.c.answered_at.desc())
+    .subquery()
 )  # fmt: skip
-_CUSTOMER_SEND_HOURS = select(_customer.c.id, _customer.c.send_hour).where(
-    _customer.c.id.in_(bindparam("customer_ids", expanding=True))
+_ANSWER_TIMES = select(_latest_answers.c.customer_id, _latest_answers.c.answered_at).where(
+    _latest_answers.c.nth <= RECENT_ANSWERS
+)
+# Locked in id order, as an order sync locks its customers (PostgreSQL; SQLite has one writer).
+_CUSTOMER_SEND_HOURS = (
+    select(_customer.c.id, _customer.c.send_hour)
+    .where(_customer.c.id.in_(bindparam("customer_ids", expanding=True)))
+    .order_by(_customer.c.id)
+    .with_for_update()
 )
 _SET_SEND_HOUR = (
     update(_customer)
@@ -186,6 +196,10 @@ def answer(
     if not taken.rowcount:  # type: ignore[attr-defined]
         return _as_it_is_now(session, view)
     _loaded(prompt, answered)
+    # The re-score request before the plan's row: the sweep holds requests, then plans; the
+    # same order here keeps the two from deadlocking (PostgreSQL).
+    assert plan.id is not None
+    request_rescore(session, plan.id, now)
     before = {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before)}
     if action is Action.STOP:
         session.execute(_STOP_PLAN, {"plan_id": plan.id, "updated_at": now})
@@ -206,8 +220,6 @@ def answer(
            {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before),
             "prompt_id": prompt.id, "quantity": prompt.answered_quantity,
             "snooze_days": prompt.snooze_days})  # fmt: skip
-    assert plan.id is not None
-    request_rescore(session, plan.id, now)
     logger.info("prompt %s answered %s by customer %s", prompt.id, action.value, customer.id)
     return view
 
@@ -283,38 +295,35 @@ def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
                 "answered_quantity": None, "updated_at": now}  # fmt: skip
     session.execute(_REOPEN_PROMPT, {"prompt_id": view.prompt.id, "updated_at": now})
     _loaded(view.prompt, reopened)
+    assert view.plan.id is not None
+    request_rescore(session, view.plan.id, now)  # the confirm is no longer evidence
     unrest = {"prompt_not_before": None, "updated_at": now}
     session.execute(_REST_PLAN, unrest | {"plan_id": view.plan.id})
     _loaded(view.plan, unrest)
     record(session, now, ActorType.CUSTOMER, view.customer.external_id, "prompt.undo", "plan",
            str(view.plan.id), {"reorder_id": reorder.id, "status": "pending"},
            {"reorder_id": reorder.id, "status": "withdrawn"})  # fmt: skip
-    assert view.plan.id is not None
-    request_rescore(session, view.plan.id, now)  # the confirm is no longer evidence
     view.reorder = None
     return view
 
 
-RECENT_ANSWERS = 20
-"""A customer's send hour is learned from this many of their latest answers."""
-
-
 def learn_send_hours(session: Session, settings: Settings, zones: Mapping[int, str]) -> int:
     """Set the send hour of each customer in ``zones`` (id: time zone) to the local hour they
-    usually answer at, from their latest answers (``timing.learned_send_hour``); returns how
-    many changed. Run by the scheduler after answers, with their re-scores."""
+    usually answer at, from their latest answers (``timing.learned_send_hour``), or back to
+    the default when too few answers are left (one was undone); returns how many changed.
+    Run by the scheduler after answers, with their re-scores."""
     if not zones:
         return 0
     ids = {"customer_ids": sorted(zones)}
-    allowed = allowed_hours(settings.quiet_hours)
     current = {r.id: r.send_hour for r in session.execute(_CUSTOMER_SEND_HOURS, ids)}
+    hours: dict[int, list[int]] = {customer_id: [] for customer_id in current}
+    for r in session.execute(_ANSWER_TIMES, ids):
+        hours[r.customer_id].append(r.answered_at.astimezone(ZoneInfo(zones[r.customer_id])).hour)
+    allowed = allowed_hours(settings.quiet_hours)
     changed = []
-    rows = session.execute(_ANSWER_TIMES, ids)
-    for customer_id, answers in itertools.groupby(rows, key=lambda r: r.customer_id):
-        zone = ZoneInfo(zones[customer_id])
-        recent = itertools.islice(answers, RECENT_ANSWERS)
-        hour = learned_send_hour((r.answered_at.astimezone(zone).hour for r in recent), allowed)
-        if hour is not None and hour != current.get(customer_id):
+    for customer_id, answered in hours.items():
+        hour = learned_send_hour(answered, allowed)
+        if hour != current[customer_id]:
             changed.append({"customer_id": customer_id, "send_hour": hour})
     if changed:
         session.execute(_SET_SEND_HOUR, changed)

@@ -274,14 +274,11 @@ def request_rescore(session: Session, plan_id: int, now: datetime) -> None:
     session.execute(upsert, {"plan_id": plan_id, "at": now})
 
 
-def rescore_requested(
-    session: Session, now: datetime
-) -> Sequence[Row[int, datetime, int, int, str]]:
-    """Re-score up to ``RESCORE_BATCH`` requested plans, oldest request first, each on its
-    customer's own day, and forget the requests served (not ones renewed meanwhile); returns
-    the requests served (``plan_id``, ``customer_id``, ``timezone``...). On PostgreSQL a
-    second scheduler skips the rows this one holds."""
-    rows = session.execute(
+def rescore_requests(session: Session) -> Sequence[Row[int, datetime, int, int, str]]:
+    """Up to ``RESCORE_BATCH`` re-score requests, oldest first, held until the transaction ends
+    (``plan_id``, ``requested_at``, ``customer_id``, ``product_id``, ``timezone``). On
+    PostgreSQL a second scheduler skips the rows this one holds."""
+    return session.execute(
         select(col(PlanRescore.plan_id), col(PlanRescore.requested_at), col(Plan.customer_id),
                col(Plan.product_id), col(Customer.timezone))
         .join(Plan, col(Plan.id) == col(PlanRescore.plan_id))
@@ -290,15 +287,23 @@ def rescore_requested(
         .limit(RESCORE_BATCH)
         .with_for_update(skip_locked=True, of=table_of(PlanRescore))
     ).all()  # fmt: skip
+
+
+def rescore(
+    session: Session, requests: Sequence[Row[int, datetime, int, int, str]], now: datetime
+) -> int:
+    """Re-score the plans of ``requests`` (from ``rescore_requests``), each on its customer's
+    own day, and forget the requests (not ones renewed meanwhile); returns how many."""
     by_zone: dict[str, set[Pair]] = {}
-    for r in rows:
+    for r in requests:
         by_zone.setdefault(r.timezone, set()).add((r.customer_id, r.product_id))
     for zone, pairs in by_zone.items():
         # The customer's own day: an answer given today must count (the origin is tomorrow).
         reestimate(session, pairs, now.astimezone(ZoneInfo(zone)).date(), now)
-    if rows:
-        session.execute(_SERVED, [{"served_plan": r.plan_id, "seen": r.requested_at} for r in rows])
-    return rows
+    if requests:
+        served = [{"served_plan": r.plan_id, "seen": r.requested_at} for r in requests]
+        session.execute(_SERVED, served)
+    return len(requests)
 
 
 def _record_outcomes(

@@ -232,6 +232,7 @@ def test_writes_after_a_read_only_page_are_still_one_transaction(client, app, li
     assert client.get(links["p"]).status_code == 200
     with app.app_context():
         session = get_session()
+        assert not getattr(session.connection().connection.dbapi_connection, "autocommit", False)
         session.execute(text("UPDATE customer SET name = 'half done' WHERE id = 1"))
         session.rollback()
         assert session.scalar(text("SELECT name FROM customer WHERE id = 1")) != "half done"

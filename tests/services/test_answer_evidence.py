@@ -1,5 +1,7 @@
 """Answers to prompts are evidence for the forecaster, not just state changes."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -7,7 +9,7 @@ from sqlalchemy import select
 
 from app.db import get_session
 from app.forecast.types import ANSWER_CODES
-from app.models import Plan, PlanRescore
+from app.models import Plan, PlanRescore, Prompt, PromptStatus, Reorder
 from app.scheduler import jobs
 from app.services import forecasting
 from tests.factories import NOW, order_body
@@ -114,3 +116,70 @@ def test_an_answer_arriving_while_its_plan_is_rescored_is_rescored_again(
     with app.app_context():
         [kept] = get_session().scalars(select(PlanRescore)).all()
         assert kept.requested_at == NOW + timedelta(seconds=30)
+
+
+@pytest.mark.slow
+def test_an_undo_while_the_sweep_rescores_its_plan_waits_for_it_instead_of_deadlocking(
+    client, app, fitted, at_now, monkeypatch
+):
+    """The sweep holds the plan's re-score request, then writes the plan; an answer (here an
+    undo of a confirm) takes them in the same order, so on PostgreSQL it waits for the sweep
+    instead of each waiting for the other (a deadlock: one of them fails)."""
+    client.post(fitted["p"], data={"action": "confirm", "quantity": "2"})
+    claimed, results = threading.Event(), []
+    real_rescore = forecasting.rescore
+
+    def rescore_after_a_while(session, requests, now):
+        claimed.set()
+        time.sleep(1.5)  # the undo meanwhile gets as far as it can
+        return real_rescore(session, requests, now)
+
+    monkeypatch.setattr(forecasting, "rescore", rescore_after_a_while)
+
+    def sweep():
+        with app.app_context():
+            results.append(jobs.rescore_answered_plans(jobs.Timing()))
+
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    assert claimed.wait(timeout=10)
+    undone = client.post(fitted["p"], data={"action": "undo"})
+    sweeper.join(timeout=30)
+    assert undone.status_code == 200 and results == [1]
+    with app.app_context():
+        [prompt] = get_session().scalars(select(Prompt)).all()
+        assert prompt.status is PromptStatus.SENT
+        assert get_session().scalars(select(Reorder)).all() == []
+
+
+@pytest.mark.slow
+def test_an_order_sync_while_the_sweep_rescores_its_customer_waits_for_it(
+    client, auth, app, fitted, at_now, monkeypatch
+):
+    """The sweep locks the customers (learning their send hours), then writes their plans, the
+    order an order sync locks them in: on PostgreSQL the sync waits instead of deadlocking."""
+    client.post(fitted["p"], data={"action": "skip"})
+    rescored, results = threading.Event(), []
+    real_rescore = forecasting.rescore
+
+    def rescore_then_linger(session, requests, now):
+        written = real_rescore(session, requests, now)
+        rescored.set()
+        time.sleep(1.5)  # the sync meanwhile gets as far as it can
+        return written
+
+    monkeypatch.setattr(forecasting, "rescore", rescore_then_linger)
+
+    def sweep():
+        with app.app_context():
+            results.append(jobs.rescore_answered_plans(jobs.Timing()))
+
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    assert rescored.wait(timeout=10)
+    stamp = "2026-11-20T10:30:00+09:00"
+    body = order_body(ordered_at=stamp, updated_at=stamp)
+    synced = client.put("/api/v1/orders/o-new", json=body, headers=auth)
+    sweeper.join(timeout=30)
+    assert synced.status_code == 201 and results == [1]
+    assert _plan(app).last_ordered_on == NOW.date()
