@@ -118,6 +118,30 @@ def test_an_answer_arriving_while_its_plan_is_rescored_is_rescored_again(
         assert kept.requested_at == NOW + timedelta(seconds=30)
 
 
+def _lingering_sweep(app, monkeypatch, rescore_first):
+    """The re-score sweep in a thread that lingers 1.5 s inside its transaction, before (or
+    after) re-scoring the plans; returns the thread and its results once it lingers."""
+    lingering, results = threading.Event(), []
+    real_rescore = forecasting.rescore
+
+    def rescore(session, requests, now):
+        written = real_rescore(session, requests, now) if rescore_first else None
+        lingering.set()
+        time.sleep(1.5)  # the other request meanwhile gets as far as it can
+        return written if rescore_first else real_rescore(session, requests, now)
+
+    monkeypatch.setattr(forecasting, "rescore", rescore)
+
+    def sweep():
+        with app.app_context():
+            results.append(jobs.rescore_answered_plans(jobs.Timing()))
+
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    assert lingering.wait(timeout=10)
+    return sweeper, results
+
+
 @pytest.mark.slow
 def test_an_undo_while_the_sweep_rescores_its_plan_waits_for_it_instead_of_deadlocking(
     client, app, fitted, at_now, monkeypatch
@@ -126,23 +150,7 @@ def test_an_undo_while_the_sweep_rescores_its_plan_waits_for_it_instead_of_deadl
     undo of a confirm) takes them in the same order, so on PostgreSQL it waits for the sweep
     instead of each waiting for the other (a deadlock: one of them fails)."""
     client.post(fitted["p"], data={"action": "confirm", "quantity": "2"})
-    claimed, results = threading.Event(), []
-    real_rescore = forecasting.rescore
-
-    def rescore_after_a_while(session, requests, now):
-        claimed.set()
-        time.sleep(1.5)  # the undo meanwhile gets as far as it can
-        return real_rescore(session, requests, now)
-
-    monkeypatch.setattr(forecasting, "rescore", rescore_after_a_while)
-
-    def sweep():
-        with app.app_context():
-            results.append(jobs.rescore_answered_plans(jobs.Timing()))
-
-    sweeper = threading.Thread(target=sweep)
-    sweeper.start()
-    assert claimed.wait(timeout=10)
+    sweeper, results = _lingering_sweep(app, monkeypatch, rescore_first=False)
     undone = client.post(fitted["p"], data={"action": "undo"})
     sweeper.join(timeout=30)
     assert undone.status_code == 200 and results == [1]
@@ -159,24 +167,7 @@ def test_an_order_sync_while_the_sweep_rescores_its_customer_waits_for_it(
     """The sweep locks the customers (learning their send hours), then writes their plans, the
     order an order sync locks them in: on PostgreSQL the sync waits instead of deadlocking."""
     client.post(fitted["p"], data={"action": "skip"})
-    rescored, results = threading.Event(), []
-    real_rescore = forecasting.rescore
-
-    def rescore_then_linger(session, requests, now):
-        written = real_rescore(session, requests, now)
-        rescored.set()
-        time.sleep(1.5)  # the sync meanwhile gets as far as it can
-        return written
-
-    monkeypatch.setattr(forecasting, "rescore", rescore_then_linger)
-
-    def sweep():
-        with app.app_context():
-            results.append(jobs.rescore_answered_plans(jobs.Timing()))
-
-    sweeper = threading.Thread(target=sweep)
-    sweeper.start()
-    assert rescored.wait(timeout=10)
+    sweeper, results = _lingering_sweep(app, monkeypatch, rescore_first=True)
     stamp = "2026-11-20T10:30:00+09:00"
     body = order_body(ordered_at=stamp, updated_at=stamp)
     synced = client.put("/api/v1/orders/o-new", json=body, headers=auth)
