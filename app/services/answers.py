@@ -38,6 +38,7 @@ from app.models import (
 from app.services import outbox
 from app.services.audit import record
 from app.services.forecasting import request_rescore
+from app.services.plans import lock_customers
 from app.services.reorders import reorder_event_data
 from app.services.timing import learned_send_hour
 from app.services.webhooks import event_body
@@ -137,12 +138,8 @@ _latest_answers = (
 _ANSWER_TIMES = select(_latest_answers.c.customer_id, _latest_answers.c.answered_at).where(
     _latest_answers.c.nth <= RECENT_ANSWERS
 )
-# Locked in id order, as an order sync locks its customers (PostgreSQL; SQLite has one writer).
-_CUSTOMER_SEND_HOURS = (
-    select(_customer.c.id, _customer.c.send_hour)
-    .where(_customer.c.id.in_(bindparam("customer_ids", expanding=True)))
-    .order_by(_customer.c.id)
-    .with_for_update()
+_CUSTOMER_SEND_HOURS = select(_customer.c.id, _customer.c.send_hour).where(
+    _customer.c.id.in_(bindparam("customer_ids", expanding=True))
 )
 _SET_SEND_HOUR = (
     update(_customer)
@@ -314,6 +311,7 @@ def learn_send_hours(session: Session, settings: Settings, zones: Mapping[int, s
     Run by the scheduler after answers, with their re-scores."""
     if not zones:
         return 0
+    lock_customers(session, zones)  # in id order, as an order sync does
     ids = {"customer_ids": sorted(zones)}
     current = {r.id: r.send_hour for r in session.execute(_CUSTOMER_SEND_HOURS, ids)}
     hours: dict[int, list[int]] = {customer_id: [] for customer_id in current}

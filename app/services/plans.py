@@ -241,3 +241,19 @@ def customer_zones(
             name = tz or default_timezone
             zones[customer_id] = cache.setdefault(name, ZoneInfo(name))
     return zones
+
+
+def lock_customers(session: Session, customer_ids: Iterable[int]) -> None:
+    """Lock the customers' rows until the transaction ends (PostgreSQL; SQLite already has one
+    writer at a time), in id order: syncs, dispatchers and the re-score sweep touching the
+    same customers then take turns, and cannot deadlock over them."""
+    if session.connection().dialect.name != "postgresql":
+        return
+    wanted = sorted(set(customer_ids))
+    for start in range(0, len(wanted), CHUNK):
+        session.execute(
+            select(pk(Customer))
+            .where(pk(Customer).in_(wanted[start : start + CHUNK]))
+            .order_by(pk(Customer))
+            .with_for_update()
+        ).all()

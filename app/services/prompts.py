@@ -41,7 +41,7 @@ from app.models import (
 )
 from app.services import outbox
 from app.services.audit import record
-from app.services.plans import CHUNK
+from app.services.plans import CHUNK, lock_customers
 from app.services.timing import send_at
 
 logger = logging.getLogger(__name__)
@@ -185,14 +185,8 @@ def send_claimed(
     if not customer_ids:
         return DispatchResult()
     prompt = table_of(Prompt)
-    if session.get_bind().dialect.name == "postgresql":
-        # Serialises two dispatchers handling the same customer, so the weekly count is exact.
-        session.execute(
-            select(col(Customer.id))
-            .where(col(Customer.id).in_(customer_ids))
-            .order_by(col(Customer.id))
-            .with_for_update()
-        )
+    # Two dispatchers handling the same customer take turns, so the weekly count is exact.
+    lock_customers(session, customer_ids)
     # Pull in the customer's other prompts due soon: one email instead of several.
     session.execute(
         update(prompt)

@@ -29,7 +29,7 @@ from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
 from app.services import reorders
 from app.services.audit import record, record_many
 from app.services.forecasting import reestimate
-from app.services.plans import add_purchases, customer_zones, refresh_plans
+from app.services.plans import add_purchases, customer_zones, lock_customers, refresh_plans
 from app.services.preferences import revoke_links
 from app.services.prompts import cancel_superseded
 from app.services.types import Actor, CustomerIn, OrderIn, ProductIn
@@ -202,7 +202,9 @@ def _sync_orders_once(
     product_ids = _ensure_ids(
         session, Product, {line.product_external_id for o in orders for line in o.lines}, {}, now
     )
-    _lock_customers(session, customer_ids.values())
+    # Plan summaries are read, extended and written back: two requests doing that at once for
+    # one customer would each miss the other's orders.
+    lock_customers(session, customer_ids.values())
     zones = customer_zones(session, customer_ids.values(), default_timezone)
     stored, order_ids = _load_orders(session, {o.external_id for o in orders})
 
@@ -295,23 +297,6 @@ def _creation_audit(
         return [_audit_row(actor, now, "create", created[0], None, to_insert[created[0]])]
     summary = _audit_row(actor, now, "create", f"{len(created)} orders", None, None)
     return [summary | {"after": {"external_ids": created}}]
-
-
-def _lock_customers(session: Session, customer_ids: Iterable[int]) -> None:
-    """Serialise concurrent syncs of the same customers (PostgreSQL; SQLite already has one
-    writer at a time). Plan summaries are read, extended and written back, and two requests
-    doing that at once for one customer would each miss the other's orders."""
-    if session.connection().dialect.name != "postgresql":
-        return
-    wanted = sorted(set(customer_ids))
-    for start in range(0, len(wanted), CHUNK):
-        # In id order, so that two batches locking overlapping customers cannot deadlock.
-        session.execute(
-            select(pk(Customer))
-            .where(pk(Customer).in_(wanted[start : start + CHUNK]))
-            .order_by(pk(Customer))
-            .with_for_update()
-        ).all()
 
 
 def _new_purchases(
