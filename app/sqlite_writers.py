@@ -29,16 +29,28 @@ CHECKPOINT_BYTES = 40 * 1024 * 1024
 SQLite's own automatic checkpoint runs inside the commit that crosses its threshold, while
 that writer still holds the queue's turn, so every other writer would wait for it (~70 ms for
 10,000 pages). These connections turn it off (``wal_autocheckpoint=0``) and run the same
-passive checkpoint just after giving up their turn, other writers going on meanwhile, then
-take a turn only to copy the few frames written during it. The WAL is truncated when it
-restarts (``journal_size_limit=0``), so its file size is what it holds. A large WAL keeps
-bulk syncs fast: index pages that many batches touch are copied back once.
+passive checkpoint just after giving up their turn, other writers going on meanwhile. The few
+frames written during it are copied by the next writer to take a turn, before it begins (see
+``FINISH_MARK``). The WAL is truncated when it restarts (``journal_size_limit=0``), so its
+file size is what it holds. A large WAL keeps bulk syncs fast: index pages that many batches
+touch are copied back once.
 """
 
 CHECKPOINT_RETRY_SECONDS = 1.0
 """While readers keep the WAL from restarting, a connection tries again at most this often."""
 
 WRITERS_SUFFIX = "-writers"
+
+FINISH_MARK = b"c"
+"""Written into the writers' lock file by a connection whose checkpoint ran outside the queue.
+
+The WAL restarts only when a writer begins with every frame copied back, so the frames other
+writers added during that checkpoint must be copied with no writer in between: by the next
+writer to take a turn, before its own transaction, which finds this mark. (The connection
+that checkpointed could take a turn of its own instead, but back-to-back writers can starve
+a waiter: ``flock`` wakes waiters without handing the lock over, and a writer that has just
+let go takes it again first, before the woken one runs.)
+"""
 
 
 class QueuedWriterConnection(sqlite3.Connection):
@@ -53,13 +65,11 @@ class QueuedWriterConnection(sqlite3.Connection):
         self._holding = False
         self._checkpointed_at = 0.0
 
-    def wait_turn(self, patient: bool = False) -> None:
+    def wait_turn(self) -> None:
         """Block until no other writer of this database holds the lock, then hold it.
 
         Raises ``sqlite3.OperationalError`` ("database is locked") after ``WAIT_SECONDS``.
-        ``patient`` instead waits however long it takes, queued in the kernel: a waiter that
-        polls can be starved by back-to-back writers in its own process, which hold Python's
-        global lock in the moments they do not hold the turn.
+        Before returning, finishes a checkpoint left for the next writer (``FINISH_MARK``).
         """
         if self._lock_fd is not None and self._lock_pid != os.getpid():
             # A descriptor inherited through fork shares its lock with the parent: this
@@ -74,10 +84,6 @@ class QueuedWriterConnection(sqlite3.Connection):
             )
             self._lock_fd = os.open(self.database + WRITERS_SUFFIX, os.O_RDWR | os.O_CREAT, mode)
             self._lock_pid = os.getpid()
-        if patient:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            self._holding = True
-            return
         deadline = time.monotonic() + WAIT_SECONDS
         pause = 0.0001
         while True:
@@ -90,6 +96,20 @@ class QueuedWriterConnection(sqlite3.Connection):
                 time.sleep(pause)
                 pause = min(pause * 2, 0.001)
         self._holding = True
+        if os.pread(self._lock_fd, 1, 0) == FINISH_MARK:
+            self._finish_checkpoint()
+
+    def _finish_checkpoint(self) -> None:
+        # Holding the turn, before this writer's transaction: with every frame copied back
+        # and no writer in between, this writer's first write restarts the WAL. Busy: a
+        # checkpoint that began before the mark was set still runs; the next writer retries.
+        assert self._lock_fd is not None
+        try:
+            (busy, _, _) = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy:
+                os.pwrite(self._lock_fd, b"\0", 0)
+        except (OSError, sqlite3.Error) as error:
+            logger.warning("checkpoint of %s failed: %s", self.database, error)
 
     def _release(self) -> None:
         if self._holding and self._lock_fd is not None and self._lock_pid == os.getpid():
@@ -113,23 +133,16 @@ class QueuedWriterConnection(sqlite3.Connection):
             if size < CHECKPOINT_BYTES or now - self._checkpointed_at < CHECKPOINT_RETRY_SECONDS:
                 return
             self._checkpointed_at = now
+            assert self._lock_fd is not None
+            if os.pread(self._lock_fd, 1, 0) == FINISH_MARK:
+                return  # copied back already but for the last frames, which the next writer copies
             # The bulk of the copy while other writers go on (busy: another connection is
             # checkpointing already, and will finish the job).
             (busy, _, _) = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if busy:
                 return
-            # Then, holding a turn, the few frames written meanwhile: with the WAL wholly
-            # copied back and no writer in between, the next writer restarts it. (Outside the
-            # queue alone, back-to-back writers would never let it restart.) Patient, so that
-            # back-to-back writers in this process cannot starve it. It has no time limit: a
-            # writer holding the turn for long (a refit of a large shop on SQLite) holds this
-            # commit's caller as long, after its data is safe, where other writers give up
-            # after WAIT_SECONDS. Either way the web request would outlast gunicorn's timeout.
-            self.wait_turn(patient=True)
-            try:
-                self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-            finally:
-                self._release()
+            # The frames written meanwhile are the next writer's to copy, holding its turn.
+            os.pwrite(self._lock_fd, FINISH_MARK, 0)
         except (OSError, sqlite3.Error) as error:
             logger.warning("checkpoint of %s failed: %s", self.database, error)
 
