@@ -257,22 +257,38 @@ def insert_many(session: Session, model: Any, rows: list[dict[str, Any]]) -> Non
                      columns, [[row[c] for c in columns] for row in rows])  # fmt: skip
 
 
-def bulk_update_by_id(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
-    """``UPDATE ... WHERE id = ?`` for many rows at once (one ``executemany`` per column set)."""
+def bulk_update_by_id(
+    session: Session, model: Any, rows: list[dict[str, Any]], unless_changed: str | None = None
+) -> int:
+    """``UPDATE ... WHERE id = ?`` for many rows at once (one ``executemany`` per column set);
+    returns how many rows were updated.
+
+    With ``unless_changed`` (a column), each row also holds that column's value as it was
+    read, as the driver returned it (``fetch_raw``), under the key ``"seen"``: a row whose
+    column holds anything else now (someone wrote it since) is left as it is.
+    """
     table = table_of(model)
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        columns = tuple(k for k in row if k != "id")
+        columns = tuple(k for k in row if k not in ("id", "seen"))
         by_columns.setdefault(columns, []).append(row)
+    template = "UPDATE {table} SET {assignments} WHERE id = {mark}"
+    keys = ["id"]
+    if unless_changed is not None:
+        quote = session.connection().dialect.identifier_preparer.quote
+        template += f" AND {quote(table.c[unless_changed].name)} = {{mark}}"
+        keys.append("seen")
+    updated = 0
     for columns, group in by_columns.items():
-        _executemany(
+        updated += _executemany(
             session,
             table,
-            "UPDATE {table} SET {assignments} WHERE id = {mark}",
+            template,
             [*columns, "id"],
-            [[row[c] for c in columns] + [row["id"]] for row in group],
+            [[row[c] for c in (*columns, *keys)] for row in group],
             n_set=len(columns),
         )
+    return updated
 
 
 def _executemany(
@@ -282,7 +298,10 @@ def _executemany(
     columns: list[str],
     values: list[list[Any]],
     n_set: int = 0,
-) -> None:
+) -> int:
+    """Run ``template`` for every row of ``values`` (one value per name in ``columns``, then
+    any values for trailing placeholders of the template, passed as they are); returns the
+    number of rows it changed."""
     conn = session.connection()
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
@@ -318,7 +337,8 @@ def _executemany(
         ),
         mark=mark,
     )
-    conn.exec_driver_sql(sql, params)  # a list of tuples: executemany
+    result = conn.exec_driver_sql(sql, params)  # a list of tuples: executemany
+    return int(result.rowcount)
 
 
 def fetch_raw(session: Session, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

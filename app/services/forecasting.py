@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import bulk_update_by_id, fetch_raw, pk, placeholders, table_of
+from app.db import bulk_update_by_id, fetch_raw, pk, placeholders, read_first, table_of
 from app.forecast import (
     BatchForecast,
     BatchInput,
@@ -45,7 +45,7 @@ from app.models import (
     PlanStatus,
     Product,
 )
-from app.services.plans import CHUNK, Pair
+from app.services.plans import CHUNK, Pair, lock_customers
 
 logger = logging.getLogger(__name__)
 
@@ -204,12 +204,34 @@ def current_params(session: Session) -> tuple[int, PopulationParams] | None:
     return model_id, _params_cache[model_id]
 
 
+REFIT_CHUNK = 5_000
+"""Plans a refit writes per transaction. On SQLite each holds the write lock, on PostgreSQL
+its customers' rows: customers' answers and order syncs go on in between."""
+
+
 def refit(session: Session, today: date, now: datetime) -> RefitResult:
-    """Fit the population on all history before ``today`` and re-score every plan."""
+    """Fit the population on all history before ``today`` and re-score every plan.
+
+    Commits as it goes, beginning with whatever ``session`` holds. History is read in one
+    transaction that waits for no writer (``read_first``), the fit runs with none open, then
+    the model and the plans are written, ``REFIT_CHUNK`` plans per transaction: a large shop's
+    refit takes minutes, and no answer or order sync may wait that long. A plan written by
+    someone else after it was read (an order synced, an answer's re-score, a pause) keeps
+    what they wrote and is handed to the re-score sweep, which scores it with the new model.
+    A crash part-way leaves every plan with a whole forecast, from the new model or the last.
+    """
+    session.commit()
+    read_first(session)
     history = load_history(session)
     if history.batch.n_pairs == 0:
+        session.rollback()
         raise ValueError("no purchases to fit a model on")
+    plans = _plans_by_pair(session, history, only=None)
+    settings = product_settings(session, history.batch.product_ids)
+    session.commit()  # the reading transaction ends here
     params = fit_population(history.batch, today)
+    forecasts = score_batch(history.batch, params, today, HORIZON_DAYS, settings=settings)
+    rows = _forecast_rows(forecasts, plans, today)
     model = ForecastModel(
         model_version=params.model_version,
         trained_until_on=today,
@@ -218,12 +240,56 @@ def refit(session: Session, today: date, now: datetime) -> RefitResult:
         fitted_at=now,
     )
     session.add(model)
-    session.flush()
+    session.commit()
     assert model.id is not None
     _params_cache[model.id] = params
-    written = _score_and_store(session, history, params, today, now, only=None)
+    stamp = {"model_version": params.model_version, "forecast_at": now, "updated_at": now}
+    written = _write_in_chunks(session, rows, list(plans.values()), stamp, now)
     logger.info("refit model %s on %d pairs; %d plans rescored", model.id, model.n_pairs, written)
     return RefitResult(model.id, model.n_pairs, written)
+
+
+def _write_in_chunks(
+    session: Session,
+    rows: list[dict[str, Any]],
+    plans: list[PlanRow],
+    stamp: dict[str, Any],
+    now: datetime,
+) -> int:
+    """Write a refit's forecast ``rows`` onto ``plans`` (as read), a chunk per transaction,
+    in customer order as an order sync locks them; returns how many plans were written."""
+    read = {plan.id: plan for plan in plans}
+    rows.sort(key=lambda row: (read[row["id"]].customer_id, row["id"]))
+    written = 0
+    for start in range(0, len(rows), REFIT_CHUNK):
+        chunk = rows[start : start + REFIT_CHUNK]
+        lock_customers(session, {read[row["id"]].customer_id for row in chunk})
+        guarded = [row | stamp | {"seen": read[row["id"]].updated_at} for row in chunk]
+        n = bulk_update_by_id(session, Plan, guarded, unless_changed="updated_at")
+        session.commit()
+        written += n
+        if n < len(chunk):
+            _hand_changed_to_the_sweep(session, [row["id"] for row in chunk], now)
+    return written
+
+
+def _hand_changed_to_the_sweep(session: Session, plan_ids: list[int], now: datetime) -> None:
+    """Ask for a re-score of the plans among ``plan_ids`` that a refit did not write (changed
+    since it read them), now that the new model is stored; in a transaction of its own."""
+    plan = table_of(Plan)
+    changed: list[int] = []
+    for start in range(0, len(plan_ids), CHUNK):
+        changed += session.scalars(
+            select(plan.c.id)
+            .where(
+                plan.c.id.in_(plan_ids[start : start + CHUNK]),
+                plan.c.forecast_at.is_distinct_from(now),
+            )
+            .order_by(plan.c.id)
+        ).all()
+    for plan_id in changed:
+        request_rescore(session, plan_id, now)
+    session.commit()
 
 
 def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: datetime) -> int:
@@ -339,7 +405,7 @@ def _score_and_store(
     params: PopulationParams,
     today: date,
     now: datetime,
-    only: set[Pair] | None,
+    only: set[Pair],
 ) -> int:
     plans = _plans_by_pair(session, history, only)
     if not plans:
@@ -352,18 +418,30 @@ def _score_and_store(
     return len(rows)
 
 
+class PlanRow(NamedTuple):
+    """A plan as the forecast writer reads it (``updated_at`` as the driver returned it)."""
+
+    id: int
+    customer_id: int
+    status: PlanStatus
+    preferred_interval_days: int | None
+    updated_at: Any
+
+
 def _plans_by_pair(
     session: Session, history: History, only: set[Pair] | None
-) -> dict[int, tuple[int, PlanStatus, int | None]]:
-    """Pair index in ``history`` -> (plan id, status, preferred interval) for plans to write."""
+) -> dict[int, PlanRow]:
+    """Pair index in ``history`` -> the plan to write, of every pair or of those in ``only``."""
     index = {
         (int(c), int(p)): i
         for i, (c, p) in enumerate(
             zip(history.pair_customer_ids, history.pair_product_ids, strict=True)
         )
     }
-    sql = "SELECT id, customer_id, product_id, status, preferred_interval_days FROM plan"
-    found: dict[int, tuple[int, PlanStatus, int | None]] = {}
+    sql = (
+        "SELECT id, customer_id, product_id, status, preferred_interval_days, updated_at FROM plan"
+    )
+    found: dict[int, PlanRow] = {}
     rows: list[tuple[Any, ...]] = []
     if only is None:
         rows = fetch_raw(session, sql)
@@ -373,16 +451,18 @@ def _plans_by_pair(
             chunk = tuple(customers[start : start + CHUNK])
             where = f" WHERE customer_id IN ({placeholders(session, len(chunk))})"
             rows.extend(fetch_raw(session, sql + where, chunk))
-    for plan_id, customer_id, product_id, status, preferred in rows:
+    for plan_id, customer_id, product_id, status, preferred, updated_at in rows:
         pair = (customer_id, product_id)
         if pair in index and (only is None or pair in only):
-            found[index[pair]] = (plan_id, PlanStatus(status), preferred)
+            found[index[pair]] = PlanRow(
+                plan_id, customer_id, PlanStatus(status), preferred, updated_at
+            )
     return found
 
 
 def _forecast_rows(
     forecasts: BatchForecast,
-    plans: dict[int, tuple[int, PlanStatus, int | None]],
+    plans: dict[int, PlanRow],
     today: date,
 ) -> list[dict[str, Any]]:
     """The forecast columns of each plan (pair index -> plan), built from the score arrays.
@@ -413,7 +493,7 @@ def _forecast_rows(
         strict=True,
     )  # fmt: skip
     rows = []
-    for (plan_id, status, preferred), (
+    for (plan_id, _, status, preferred, _), (
         n, rate, units, method_code, risk, risk_day, lead, prompt, last, median, q10, q90,
         p_active, p_within,
     ) in zip(plans.values(), columns, strict=True):  # fmt: skip

@@ -1,10 +1,13 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import get_session
-from app.models import Customer, ForecastModel, Plan, PlanStatus, Product
+from app import sqlite_writers
+from app.db import get_engine, get_session
+from app.forecast import fit_population
+from app.models import Customer, ForecastModel, Plan, PlanRescore, PlanStatus, Product
 from app.services import demo, forecasting
 from tests.factories import order_body
 
@@ -107,3 +110,48 @@ def test_preferred_interval_sets_the_prompt_and_says_so(shop):
         expected = plan.last_ordered_on + timedelta(days=60 - lead)
         assert plan.prompt_on == max(expected, TODAY)
         assert "fixed interval of 60 days" in plan.explanation
+
+
+def test_an_order_synced_while_the_refit_fits_goes_through_and_its_forecast_stands(
+    shop, client, auth, monkeypatch
+):
+    # Before, the refit's one transaction held SQLite's write lock through the whole fit:
+    # this sync would wait for it (here 2 s, as customers' answers 30 s) and then fail.
+    monkeypatch.setattr(sqlite_writers, "WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(forecasting, "REFIT_CHUNK", 7)  # several transactions
+    with shop.app_context():
+        session = get_session()
+        plan = _plan(session)
+        plan_id, last_before = plan.id, plan.last_ordered_on
+        product_ext = session.get_one(Product, plan.product_id).external_id
+        customer_ext = session.get_one(Customer, plan.customer_id).external_id
+    ordered = datetime.now(UTC) - timedelta(hours=1)
+    body = order_body(customer_external_id=customer_ext, ordered_at=ordered.isoformat(),
+                      updated_at=ordered.isoformat(),
+                      lines=[{"product_external_id": product_ext, "quantity": 1}])  # fmt: skip
+    synced = []
+
+    def fit_while_an_order_is_synced(batch, today):
+        synced.append(client.put("/api/v1/orders/late", json=body, headers=auth).status_code)
+        return fit_population(batch, today)
+
+    monkeypatch.setattr(forecasting, "fit_population", fit_while_an_order_is_synced)
+    later = NOW + timedelta(days=1)
+    with shop.app_context():
+        engine = get_engine()
+    # Outside the app context, so that the sync's request has a session of its own.
+    with Session(engine) as session:
+        result = forecasting.refit(session, TODAY + timedelta(days=1), later)
+    assert synced == [201]
+    with shop.app_context():
+        session = get_session()
+        plans = session.query(Plan).filter(col(Plan.forecast_at).is_not(None)).all()
+        assert result.n_plans_written == len(plans) - 1
+        mine = session.get_one(Plan, plan_id)
+        # The sync's forecast, which knows the new order, not the refit's (read before it).
+        assert mine.last_ordered_on > last_before
+        assert mine.forecast_last_on == mine.last_ordered_on
+        assert mine.forecast_at != later
+        assert all(p.forecast_at == later for p in plans if p.id != plan_id)
+        # ... and the re-score sweep is asked to score it again with the new model.
+        assert [r.plan_id for r in session.query(PlanRescore).all()] == [plan_id]
