@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app.db import get_session
+from app.db import get_engine, get_session
 from app.forecast.types import ANSWER_CODES
 from app.models import Plan, PlanRescore, Prompt, PromptStatus, Reorder
 from app.scheduler import jobs
@@ -174,3 +175,25 @@ def test_an_order_sync_while_the_sweep_rescores_its_customer_waits_for_it(
     sweeper.join(timeout=30)
     assert synced.status_code == 201 and results == [1]
     assert _plan(app).last_ordered_on == NOW.date()
+
+
+@pytest.mark.slow
+def test_a_refit_while_the_sweep_rescores_a_plan_waits_for_it_and_leaves_its_forecast(
+    client, app, fitted, at_now, monkeypatch
+):
+    """The refit reads the plan before the sweep commits, then (its chunk locking customers
+    first, as the sweep does) waits for the sweep: no deadlock, and the sweep's newer forecast
+    stands, handed back to the sweep to be scored with the new model."""
+    client.post(fitted["p"], data={"action": "skip"})
+    sweeper, results = _lingering_sweep(app, monkeypatch, rescore_first=True)
+    with app.app_context():
+        engine = get_engine()
+    later = NOW + timedelta(hours=1)
+    with Session(engine) as session:
+        refitted = forecasting.refit(session, NOW.date(), later)
+    sweeper.join(timeout=30)
+    assert results == [1] and refitted.n_plans_written == 0
+    plan = _plan(app)
+    assert plan.forecast_at != later  # the sweep's own
+    with app.app_context():
+        assert [r.plan_id for r in get_session().scalars(select(PlanRescore))] == [plan.id]
