@@ -102,48 +102,43 @@ async def _send(host: str, port: int, request: Request) -> int:
     return int(status_line.split()[1])
 
 
-async def _load(host: str, port: int, requests: list[Request], clients: int) -> Result:
-    """Send ``requests`` from ``clients`` concurrent clients, each waiting for its answer."""
-    queue = iter(requests)
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-
-    async def client() -> None:
-        for request in queue:
-            started = time.perf_counter()
-            status = await _send(host, port, request)
-            latencies.append(time.perf_counter() - started)
-            statuses[status] += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return Result(time.perf_counter() - started, latencies, statuses)
-
-
-async def _paced(
-    host: str, port: int, requests: list[Request], clients: int, rate: float
+async def _load(
+    host: str, port: int, requests: list[Request], clients: int, rate: float | None = None
 ) -> Result:
-    """Send ``requests`` at ``rate`` per second from ``clients`` concurrent clients.
+    """Send ``requests`` from ``clients`` concurrent clients, each waiting for its answer.
 
-    Request i is due ``i / rate`` seconds after the start and its latency is counted from then,
-    not from when a client got round to sending it: when all clients are busy the wait counts
-    (no coordinated omission), so a server slower than ``rate`` shows it in the latencies.
+    Closed loop by default: a client sends its next request as soon as it has an answer. With
+    ``rate``, request i is due ``i / rate`` seconds after the start and its latency is counted
+    from then, not from when a client got round to sending it: when all clients are busy the
+    wait counts (no coordinated omission), so a server slower than ``rate`` shows it.
     """
     queue = enumerate(requests)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
-    started = time.perf_counter() + 0.01
+    started = time.perf_counter()
 
     async def client() -> None:
         for i, request in queue:
-            due = started + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            due = time.perf_counter()
+            if rate is not None:
+                due = started + i / rate
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
             status = await _send(host, port, request)
             latencies.append(time.perf_counter() - due)
             statuses[status] += 1
 
     await asyncio.gather(*(client() for _ in range(clients)))
     return Result(time.perf_counter() - started, latencies, statuses)
+
+
+def _pages(paths: list[str]) -> dict[str, list[Request]]:
+    """The landing page of each prompt, and then an answer to each (confirm, skip, snooze)."""
+    return {
+        "landing page GET /l/p/<token>": [Request("GET", p) for p in paths],
+        "answer POST /l/p/<token>": [
+            Request("POST", p, ANSWERS[i % len(ANSWERS)]) for i, p in enumerate(paths)
+        ],
+    }
 
 
 def add_history(engine: Engine, n: int, seed: int = 11) -> None:
@@ -242,28 +237,16 @@ def main() -> None:
         with gunicorn(url, args.workers, "--backlog", "256") as base_url:
             port = int(urlsplit(base_url).port or 80)
             warm = [Request("GET", "/healthz")] * 200 + [Request("GET", p) for p in paths[:50]]
-            warm += [Request("POST", p, ANSWERS[i % len(ANSWERS)]) for i, p in enumerate(spare)]
+            warm += _pages(spare)["answer POST /l/p/<token>"]
             asyncio.run(_load("127.0.0.1", port, warm, args.clients))
-            phases = {
-                "trivial route GET /healthz": [Request("GET", "/healthz")] * n,
-                "landing page GET /l/p/<token>": [Request("GET", p) for p in paths],
-                "answer POST /l/p/<token>": [
-                    Request("POST", p, ANSWERS[i % len(ANSWERS)]) for i, p in enumerate(paths)
-                ],
-            }
+            phases = {"trivial route GET /healthz": [Request("GET", "/healthz")] * n}
             results = {
                 name: asyncio.run(_load("127.0.0.1", port, requests, args.clients))
-                for name, requests in phases.items()
-            }
-            paced_phases = {
-                "landing page GET /l/p/<token>": [Request("GET", p) for p in paced],
-                "answer POST /l/p/<token>": [
-                    Request("POST", p, ANSWERS[i % len(ANSWERS)]) for i, p in enumerate(paced)
-                ],
+                for name, requests in (phases | _pages(paths)).items()
             }
             at_rate = {
-                name: asyncio.run(_paced("127.0.0.1", port, requests, args.clients, args.rate))
-                for name, requests in paced_phases.items()
+                name: asyncio.run(_load("127.0.0.1", port, requests, args.clients, args.rate))
+                for name, requests in _pages(paced).items()
             }
         statuses = answered(url)
 
