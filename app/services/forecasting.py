@@ -243,8 +243,7 @@ def refit(session: Session, today: date, now: datetime) -> RefitResult:
     session.commit()
     assert model.id is not None
     _params_cache[model.id] = params
-    stamp = {"model_version": params.model_version, "forecast_at": now, "updated_at": now}
-    written = _write_in_chunks(session, rows, list(plans.values()), stamp, now)
+    written = _write_in_chunks(session, rows, list(plans.values()), _stamp(params, now), now)
     logger.info("refit model %s on %d pairs; %d plans rescored", model.id, model.n_pairs, written)
     return RefitResult(model.id, model.n_pairs, written)
 
@@ -287,8 +286,7 @@ def _hand_changed_to_the_sweep(session: Session, plan_ids: list[int], now: datet
             )
             .order_by(plan.c.id)
         ).all()
-    for plan_id in changed:
-        request_rescore(session, plan_id, now)
+    request_rescores(session, changed, now)
     session.commit()
 
 
@@ -336,8 +334,18 @@ _SERVED = delete(_rescore).where(
 def request_rescore(session: Session, plan_id: int, now: datetime) -> None:
     """Ask the scheduler to re-score ``plan_id`` (an answer is new evidence); one request per
     plan however many answers come, renewed so that a sweep already under way does it again."""
-    upsert = _RESCORE_UPSERTS[session.get_bind().dialect.name]
-    session.execute(upsert, {"plan_id": plan_id, "at": now})
+    session.execute(_rescore_upsert_of(session), {"plan_id": plan_id, "at": now})
+
+
+def request_rescores(session: Session, plan_ids: Sequence[int], now: datetime) -> None:
+    """``request_rescore`` for many plans, in one ``executemany``."""
+    if plan_ids:
+        params = [{"plan_id": plan_id, "at": now} for plan_id in plan_ids]
+        session.execute(_rescore_upsert_of(session), params)
+
+
+def _rescore_upsert_of(session: Session) -> Any:
+    return _RESCORE_UPSERTS[session.get_bind().dialect.name]
 
 
 def rescore_requests(session: Session) -> Sequence[Row[int, datetime, int, int, str]]:
@@ -412,10 +420,15 @@ def _score_and_store(
         return 0
     settings = product_settings(session, history.batch.product_ids)
     forecasts = score_batch(history.batch, params, today, HORIZON_DAYS, settings=settings)
-    stamp = {"model_version": params.model_version, "forecast_at": now, "updated_at": now}
+    stamp = _stamp(params, now)
     rows = _forecast_rows(forecasts, plans, today)
     bulk_update_by_id(session, Plan, [row | stamp for row in rows])
     return len(rows)
+
+
+def _stamp(params: PopulationParams, now: datetime) -> dict[str, Any]:
+    """The columns every forecast written onto a plan carries besides its own."""
+    return {"model_version": params.model_version, "forecast_at": now, "updated_at": now}
 
 
 class PlanRow(NamedTuple):
