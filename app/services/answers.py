@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from app.config import Settings, allowed_hours
-from app.db import table_of
+from app.db import Prepared, table_of
 from app.models import (
     ActorType,
     Customer,
@@ -85,7 +85,8 @@ class PromptView:
 
 
 # The statements of every link page and answer, built once: constructing a statement costs
-# more than SQLite takes to run it, and these run for every click in every email.
+# more than SQLite takes to run it, and these run for every click in every email. The writes
+# run on the driver's cursor (``Prepared``), for the same reason.
 _FIND_PROMPT = (
     select(Prompt, Plan, Product, Customer, Reorder)
     .join(Plan, col(Plan.id) == col(Prompt.plan_id))
@@ -96,7 +97,7 @@ _FIND_PROMPT = (
 )
 _FIND_PROMPT_FRESH = _FIND_PROMPT.execution_options(populate_existing=True)
 _prompt, _plan, _customer = table_of(Prompt), table_of(Plan), table_of(Customer)
-_ANSWER_PROMPT = (
+_ANSWER_PROMPT = Prepared(
     update(_prompt)
     .where(_prompt.c.id == bindparam("prompt_id"), _prompt.c.status == PromptStatus.SENT)
     .values({name: bindparam(name) for name in (
@@ -104,24 +105,30 @@ _ANSWER_PROMPT = (
 )  # fmt: skip
 # Only the columns an answer decides: the plan's forecast may have been re-scored since it
 # was read (an order synced meanwhile), and that must stand.
-_REST_PLAN = (
+_REST_PLAN = Prepared(
     update(_plan)
     .where(_plan.c.id == bindparam("plan_id"))
     .values(prompt_not_before=bindparam("prompt_not_before"), updated_at=bindparam("updated_at"))
 )
-_STOP_PLAN = (
+_STOP_PLAN = Prepared(
     update(_plan)
     .where(_plan.c.id == bindparam("plan_id"))
     .values(status=PlanStatus.STOPPED, prompt_on=None, updated_at=bindparam("updated_at"))
 )
 _reorder = table_of(Reorder)
-_INSERT_REORDER = insert(_reorder).returning(_reorder.c.id)
-_WITHDRAW_REORDER = delete(_reorder).where(
-    _reorder.c.id == bindparam("reorder_id"),
-    _reorder.c.status == ReorderStatus.PENDING,
-    _reorder.c.handoff_at > bindparam("now"),
+_INSERT_REORDER = Prepared(
+    insert(_reorder)
+    .values({c.name: bindparam(c.name) for c in _reorder.columns if c.name != "id"})
+    .returning(_reorder.c.id)
 )
-_REOPEN_PROMPT = (
+_WITHDRAW_REORDER = Prepared(
+    delete(_reorder).where(
+        _reorder.c.id == bindparam("reorder_id"),
+        _reorder.c.status == ReorderStatus.PENDING,
+        _reorder.c.handoff_at > bindparam("now"),
+    )
+)
+_REOPEN_PROMPT = Prepared(
     update(_prompt)
     .where(_prompt.c.id == bindparam("prompt_id"), _prompt.c.status == PromptStatus.CONFIRMED)
     .values(status=PromptStatus.SENT, answered_at=None, answered_on=None,
@@ -174,8 +181,9 @@ def answer(
     re-scored with the new evidence by the scheduler (``request_rescore``), which also learns
     the customer's send hour from the answer's time (``learn_send_hours``).
 
-    Writes are plain statements on rows already read (no reload, no unit-of-work flush but
-    the reorder's): on SQLite every answer holds the one write lock while it writes.
+    Writes are plain statements on the driver's cursor (``Prepared``) on rows already read
+    (no reload, no unit-of-work flush): on SQLite every answer holds the one write lock while
+    it writes, so the less it does in between the better.
     """
     if action is Action.UNDO:
         return _undo(session, view, now)
@@ -189,8 +197,7 @@ def answer(
         "snooze_days": snooze_days if action is Action.SNOOZE else None,
         "updated_at": now,
     }
-    taken = session.execute(_ANSWER_PROMPT, answered | {"prompt_id": prompt.id})
-    if not taken.rowcount:  # type: ignore[attr-defined]
+    if not _ANSWER_PROMPT.execute(session, answered | {"prompt_id": prompt.id}):
         return _as_it_is_now(session, view)
     _loaded(prompt, answered)
     # The re-score request before the plan's row: the sweep holds requests, then plans; the
@@ -199,7 +206,7 @@ def answer(
     request_rescore(session, plan.id, now)
     before = {"status": plan.status.value, "prompt_not_before": _iso(plan.prompt_not_before)}
     if action is Action.STOP:
-        session.execute(_STOP_PLAN, {"plan_id": plan.id, "updated_at": now})
+        _STOP_PLAN.execute(session, {"plan_id": plan.id, "updated_at": now})
         _loaded(plan, {"status": PlanStatus.STOPPED, "prompt_on": None, "updated_at": now})
     else:
         if action is Action.CONFIRM:
@@ -210,7 +217,7 @@ def answer(
                 SKIP_REST_DAYS if action is Action.SKIP else snooze_days or SNOOZE_CHOICES[0]
             )
         rest = {"prompt_not_before": today + timedelta(days=rest_days), "updated_at": now}
-        session.execute(_REST_PLAN, rest | {"plan_id": plan.id})
+        _REST_PLAN.execute(session, rest | {"plan_id": plan.id})
         _loaded(plan, rest)
     record(session, now, ActorType.CUSTOMER, customer.external_id, f"prompt.{action.value}",
            "plan", str(plan.id), before,
@@ -248,7 +255,7 @@ def _confirm(session: Session, settings: Settings, view: PromptView, now: dateti
     )
     # A plain insert of the new row (no unit-of-work flush); the page shows it as built.
     values = {c.name: getattr(reorder, c.name) for c in _reorder.columns if c.name != "id"}
-    reorder.id = session.execute(_INSERT_REORDER, values).scalar_one()
+    reorder.id = _INSERT_REORDER.scalar(session, values)
     if settings.webhook_url:
         _enqueue_event(session, settings, "reorder.confirmed", view, reorder, now,
                        available_at=reorder.handoff_at)  # fmt: skip
@@ -282,20 +289,19 @@ def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
     # Never handed off, so no trace is owed to the backend: the reorder goes (the audit log
     # keeps the record) and a new confirm makes a new one. Guarded: only while still pending
     # and inside its window.
-    withdrawn = session.execute(_WITHDRAW_REORDER, {"reorder_id": reorder.id, "now": now})
-    if not withdrawn.rowcount:  # type: ignore[attr-defined]
+    if not _WITHDRAW_REORDER.execute(session, {"reorder_id": reorder.id, "now": now}):
         return _as_it_is_now(session, view)
     # Still inside the undo window, so its webhook (due at hand-off) has not been claimed.
     outbox.cancel_pending(session, f"msg_reorder.confirmed_{reorder.id}", now)
     session.expunge(reorder)
     reopened = {"status": PromptStatus.SENT, "answered_at": None, "answered_on": None,
                 "answered_quantity": None, "updated_at": now}  # fmt: skip
-    session.execute(_REOPEN_PROMPT, {"prompt_id": view.prompt.id, "updated_at": now})
+    _REOPEN_PROMPT.execute(session, {"prompt_id": view.prompt.id, "updated_at": now})
     _loaded(view.prompt, reopened)
     assert view.plan.id is not None
     request_rescore(session, view.plan.id, now)  # the confirm is no longer evidence
     unrest = {"prompt_not_before": None, "updated_at": now}
-    session.execute(_REST_PLAN, unrest | {"plan_id": view.plan.id})
+    _REST_PLAN.execute(session, unrest | {"plan_id": view.plan.id})
     _loaded(view.plan, unrest)
     record(session, now, ActorType.CUSTOMER, view.customer.external_id, "prompt.undo", "plan",
            str(view.plan.id), {"reorder_id": reorder.id, "status": "pending"},

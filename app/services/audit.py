@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session
 
-from app.db import table_of
+from app.db import Prepared, table_of
 from app.models import ActorType, AuditLog
+
+_COLUMNS = ("at", "actor_type", "actor", "action", "entity_type", "entity_id", "before", "after")
+_INSERT_ONE = Prepared(
+    insert(table_of(AuditLog)).values({name: bindparam(name) for name in _COLUMNS})
+)
 
 
 def record(
@@ -22,11 +28,11 @@ def record(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    """One audit row, inserted at once (a plain statement: no unit-of-work flush)."""
-    record_many(session, [{
+    """One audit row, inserted at once (on the driver's cursor: every answer writes one)."""
+    _INSERT_ONE.execute(session, {
         "at": at, "actor_type": actor_type, "actor": actor, "action": action,
         "entity_type": entity_type, "entity_id": entity_id, "before": before, "after": after,
-    }])  # fmt: skip
+    })  # fmt: skip
 
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:

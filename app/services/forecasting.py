@@ -23,7 +23,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import bulk_update_by_id, fetch_raw, pk, placeholders, read_first, table_of
+from app.db import (
+    Prepared,
+    bulk_update_by_id,
+    fetch_raw,
+    pk,
+    placeholders,
+    read_first,
+    table_of,
+)
 from app.forecast import (
     BatchForecast,
     BatchInput,
@@ -323,7 +331,10 @@ def _rescore_upsert(dialect: str) -> Any:
     )
 
 
-_RESCORE_UPSERTS = {dialect: _rescore_upsert(dialect) for dialect in ("sqlite", "postgresql")}
+# On the driver's cursor (``Prepared``): every answer to a prompt asks for a re-score.
+_RESCORE_UPSERTS = {
+    dialect: Prepared(_rescore_upsert(dialect)) for dialect in ("sqlite", "postgresql")
+}
 _rescore = table_of(PlanRescore)
 # A request renewed after it was read (a new answer) has another time, and stays.
 _SERVED = delete(_rescore).where(
@@ -334,17 +345,17 @@ _SERVED = delete(_rescore).where(
 def request_rescore(session: Session, plan_id: int, now: datetime) -> None:
     """Ask the scheduler to re-score ``plan_id`` (an answer is new evidence); one request per
     plan however many answers come, renewed so that a sweep already under way does it again."""
-    session.execute(_rescore_upsert_of(session), {"plan_id": plan_id, "at": now})
+    _rescore_upsert_of(session).execute(session, {"plan_id": plan_id, "at": now})
 
 
 def request_rescores(session: Session, plan_ids: Sequence[int], now: datetime) -> None:
     """``request_rescore`` for many plans, in one ``executemany``."""
     if plan_ids:
         params = [{"plan_id": plan_id, "at": now} for plan_id in plan_ids]
-        session.execute(_rescore_upsert_of(session), params)
+        session.execute(_rescore_upsert_of(session).statement, params)
 
 
-def _rescore_upsert_of(session: Session) -> Any:
+def _rescore_upsert_of(session: Session) -> Prepared:
     return _RESCORE_UPSERTS[session.get_bind().dialect.name]
 
 

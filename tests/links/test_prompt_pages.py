@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -10,7 +11,15 @@ from app import db
 from app.config import current_settings
 from app.db import get_engine, get_session
 from app.links import views
-from app.models import Outbox, OutboxStatus, Plan, PromptStatus, Reorder, ReorderStatus
+from app.models import (
+    AuditLog,
+    Outbox,
+    OutboxStatus,
+    Plan,
+    PromptStatus,
+    Reorder,
+    ReorderStatus,
+)
 from app.services import answers, reorders
 from tests.factories import NOW
 from tests.scheduler.helpers import prompt_rows
@@ -41,6 +50,31 @@ def test_confirm_creates_one_reorder_and_repeating_it_shows_the_same_result(
     [reorder] = _reorders(app)
     assert (reorder.quantity, reorder.status) == (3, ReorderStatus.PENDING)
     assert prompt_rows(app)[0].status is PromptStatus.CONFIRMED
+
+
+def test_a_confirm_is_stored_with_its_time_its_reorder_and_an_audit_entry(
+    client, app, links, at_now
+):
+    """The answer's writes go straight to the driver: the stored values must read back as the
+    ORM writes them (aware UTC times, the customer's day, enums, JSON)."""
+    client.post(links["p"], data={"action": "confirm", "quantity": "4"})
+    now = at_now["now"]
+    [prompt] = prompt_rows(app)
+    assert (prompt.status, prompt.answered_at, prompt.answered_quantity) == (
+        PromptStatus.CONFIRMED, now, 4)  # fmt: skip
+    assert prompt.answered_on == now.astimezone(ZoneInfo("Asia/Tokyo")).date()
+    [reorder] = _reorders(app)
+    assert (reorder.prompt_id, reorder.quantity, reorder.confirmed_at) == (prompt.id, 4, now)
+    with app.app_context():
+        undo = timedelta(minutes=current_settings().undo_minutes)
+        plan = get_session().query(Plan).one()
+        [entry] = get_session().query(AuditLog).filter_by(action="prompt.confirm").all()
+    assert reorder.handoff_at == now + undo
+    assert (entry.at, entry.entity_id) == (now, str(plan.id))
+    assert entry.actor_type.value == "customer"
+    rest_until = str(plan.prompt_not_before)
+    assert entry.after == {"status": "active", "prompt_id": prompt.id, "quantity": 4,
+                           "snooze_days": None, "prompt_not_before": rest_until}  # fmt: skip
 
 
 def test_a_different_answer_after_confirming_keeps_the_confirm(client, app, links, at_now):
