@@ -92,7 +92,6 @@ def test_an_answer_given_while_the_page_was_reading_wins_and_is_shown(
     real_end_reading = db.end_reading
 
     def answered_meanwhile(session):
-        real_end_reading(session)
         with app.app_context():
             other = get_session()
             [prompt] = prompt_rows(app)
@@ -100,6 +99,7 @@ def test_an_answer_given_while_the_page_was_reading_wins_and_is_shown(
             assert view is not None
             answers.answer(other, current_settings(), view, answers.Action.SKIP, NOW)
             other.commit()
+        real_end_reading(session)
 
     monkeypatch.setattr(views, "end_reading", answered_meanwhile)
     page = client.post(links["p"], data={"action": "confirm", "quantity": "3"})
@@ -118,11 +118,11 @@ def test_a_forecast_written_while_the_page_was_reading_is_kept(
     rescored_to = NOW.date() + timedelta(days=40)
 
     def rescored_meanwhile(session):
-        real_end_reading(session)
         with app.app_context():
             other = get_session()
             other.query(Plan).update({"prompt_on": rescored_to, "median_on": rescored_to})
             other.commit()
+        real_end_reading(session)
 
     monkeypatch.setattr(views, "end_reading", rescored_meanwhile)
     assert client.post(links["p"], data={"action": "skip"}).status_code == 200
@@ -140,11 +140,11 @@ def test_an_undo_racing_an_ops_cancel_leaves_the_cancelled_reorder_alone(
     real_end_reading = db.end_reading
 
     def cancelled_meanwhile(session):
-        real_end_reading(session)
         with app.app_context():
             other = get_session()
             reorders.cancel(other, current_settings(), reorder.id or 0, "ops@example.jp", NOW)
             other.commit()
+        real_end_reading(session)
 
     monkeypatch.setattr(views, "end_reading", cancelled_meanwhile)
     page = client.post(links["p"], data={"action": "undo"})
