@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import table_of
+from app.db import Prepared, table_of
 from app.models import ActorType, Outbox, OutboxKind, OutboxStatus
 from app.services.audit import record
 
@@ -145,16 +145,14 @@ def claim(
 
 def mark_delivered(session: Session, outbox_id: int, worker: str, now: datetime) -> bool:
     """Record a delivery; False if the claim was lost (the lease ran out and another took it)."""
-    result = session.execute(
-        _MARK_DELIVERED, {"outbox_id": outbox_id, "worker": worker, "now": now}
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    params = {"outbox_id": outbox_id, "worker": worker, "now": now}
+    return bool(_MARK_DELIVERED.execute(session, params))
 
 
-def _mark_delivered_statement() -> Update:
-    # Built once: this runs after every single delivery.
+def _mark_delivered_statement() -> Prepared:
+    # Built once, and run on the driver's cursor: this runs after every single delivery.
     outbox = table_of(Outbox)
-    return (
+    return Prepared(
         update(outbox)
         .where(
             outbox.c.id == bindparam("outbox_id"),

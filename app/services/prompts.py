@@ -181,9 +181,56 @@ def send_claimed(
     Honours the weekly limit: over it, the prompts go back to scheduled for when the oldest
     email of the week leaves the window. Nothing is written for prompts whose claim this
     worker no longer holds.
+
+    Commits the claims and these decisions before it renders the emails, so that no
+    transaction is open meanwhile (on SQLite rendering a batch inside one held the write lock
+    for a tenth of a second, and every delivery and answer waited). The weekly limit is then
+    checked again, under the customers' locks, before the prompts are marked sent with their
+    emails in the caller's transaction.
     """
     if not customer_ids:
         return DispatchResult()
+    ready, postponed, cancelled = _sort_claimed(session, settings, worker, customer_ids, now,
+                                                lease)  # fmt: skip
+    session.commit()
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    outgoing = []
+    for items in ready:
+        message_id = f"prompt-{items[0]['id']}.{items[0]['nonce']}@{host}"
+        outgoing.append(_Outgoing(items, message_id, _build(settings, items, message_id, now)))
+    if not outgoing:
+        return DispatchResult(0, 0, postponed, cancelled)
+    # Another dispatcher may have emailed one of these customers since the decisions.
+    lock_customers(session, [o.items[0]["customer_id"] for o in outgoing])
+    recent = _recent_emails(session, [o.items[0]["customer_id"] for o in outgoing], now)
+    allowed = []
+    for o in outgoing:
+        sent_times = recent.get(o.items[0]["customer_id"], [])
+        if len(sent_times) >= settings.max_prompts_per_week:
+            postponed += _postpone(session, worker, o.ids, now, sent_times)
+        else:
+            allowed.append(o)
+    try:
+        with session.begin_nested():
+            _send_all(session, worker, allowed, now)
+        sent = allowed
+    except _LostClaim:
+        # Rare (this worker's lease ran out mid-batch): go customer by customer.
+        sent = [o for o in allowed if _send_alone(session, worker, o, now)]
+    return DispatchResult(len(sent), sum(len(o.items) for o in sent), postponed, cancelled)
+
+
+def _sort_claimed(
+    session: Session,
+    settings: Settings,
+    worker: str,
+    customer_ids: list[int],
+    now: datetime,
+    lease: timedelta,
+) -> tuple[list[list[dict[str, Any]]], int, int]:
+    """Claim the customers' other prompts due soon, cancel those of customers who no longer
+    take email and postpone those over the weekly limit; returns each remaining customer's
+    prompts, and how many were postponed and cancelled."""
     prompt = table_of(Prompt)
     # Two dispatchers handling the same customer take turns, so the weekly count is exact.
     lock_customers(session, customer_ids)
@@ -200,32 +247,26 @@ def send_claimed(
     claimed = _load_claimed(session, worker, customer_ids)
     recent = _recent_emails(session, customer_ids, now)
     postponed = cancelled = 0
-    outgoing: list[_Outgoing] = []
-    host = urlsplit(settings.base_url).hostname or "localhost"
+    ready = []
     for customer_id, items in claimed.items():
         customer = items[0]
         ids = [row["id"] for row in items]
         if customer["unsubscribed_at"] is not None or not customer["email"]:
             cancelled += _finish(session, worker, ids, now, status=PromptStatus.CANCELLED,
                                  cancel_reason="unsubscribed")  # fmt: skip
-            continue
-        sent_times = recent.get(customer_id, [])
-        if len(sent_times) >= settings.max_prompts_per_week:
-            release = min(sent_times) + WEEK
-            postponed += _finish(session, worker, ids, now, status=PromptStatus.SCHEDULED,
-                                 due_at=release, claimed_by=None)  # fmt: skip
-            continue
-        first = items[0]
-        message_id = f"prompt-{first['id']}.{first['nonce']}@{host}"
-        outgoing.append(_Outgoing(items, message_id, _build(settings, items, message_id, now)))
-    try:
-        with session.begin_nested():
-            _send_all(session, worker, outgoing, now)
-        sent = outgoing
-    except _LostClaim:
-        # Rare (this worker's lease ran out mid-batch): go customer by customer.
-        sent = [o for o in outgoing if _send_alone(session, worker, o, now)]
-    return DispatchResult(len(sent), sum(len(o.items) for o in sent), postponed, cancelled)
+        elif len(recent.get(customer_id, [])) >= settings.max_prompts_per_week:
+            postponed += _postpone(session, worker, ids, now, recent[customer_id])
+        else:
+            ready.append(items)
+    return ready, postponed, cancelled
+
+
+def _postpone(
+    session: Session, worker: str, ids: list[int], now: datetime, sent_times: list[datetime]
+) -> int:
+    """Back to scheduled, for when the oldest email of the week leaves the window."""
+    return _finish(session, worker, ids, now, status=PromptStatus.SCHEDULED,
+                   due_at=min(sent_times) + WEEK, claimed_by=None)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from app.config import current_settings
 from app.db import get_session
 from app.models import Customer, Locale, PromptStatus
 from app.scheduler import jobs
+from app.services import prompts
 from tests.conftest import BASE_URL
 from tests.factories import NOW, make_plan, order_body
 from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, schedule, text_part
@@ -124,6 +126,37 @@ def test_weekly_limit_postpones_further_prompts_until_the_week_has_passed(app):
     assert postponed.status is PromptStatus.SCHEDULED
     assert postponed.due_at == NOW + timedelta(days=7)
     assert dispatch(app, NOW + timedelta(days=7)).emails == 1
+
+
+def test_an_email_sent_by_another_dispatcher_while_this_one_renders_counts_toward_the_limit(
+    app, monkeypatch
+):
+    """Emails are rendered with no transaction open, so a second dispatcher may email the same
+    customer meanwhile: the weekly limit is checked again before anything is marked sent."""
+    _plans(app, {"product": "p-1"})
+    dispatch(app)  # the first email of the week
+    _plans(app, {"product": "p-2", "prompt_on": date(2026, 11, 24)})
+    day4 = NOW + timedelta(days=4)
+    real_build = prompts._build
+
+    def other_dispatcher_sends_first(*args, **kwargs):
+        monkeypatch.setattr(prompts, "_build", real_build)
+        _plans(app, {"product": "p-3", "prompt_on": date(2026, 11, 24)})
+        schedule(app, day4)
+        with app.app_context():
+            session = get_session()
+            other = prompts.dispatch_due_prompts(session, current_settings(), "other", day4)
+            session.commit()
+        assert other.emails == 1  # the second email of the week
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(prompts, "_build", other_dispatcher_sends_first)
+    result = dispatch(app, day4)
+    assert (result.emails, result.postponed) == (0, 1)
+    deliver(app, day4)
+    assert len(mailbox(app)) == 2
+    p2 = prompt_rows(app)[1]
+    assert (p2.status, p2.due_at) == (PromptStatus.SCHEDULED, NOW + timedelta(days=7))
 
 
 def test_ordering_before_the_prompt_goes_out_cancels_it(app, client, auth):
