@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.config import current_settings
 from app.db import get_engine, utcnow
-from app.services import answers, delivery, forecasting, idempotency, prompts
+from app.services import answers, delivery, dispatch, forecasting, idempotency, prompts
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def dispatch_due_prompts(timing: Timing) -> int:
             session.commit()
         session.commit()
         while True:
-            result = prompts.dispatch_due_prompts(
+            result = dispatch.dispatch_due_prompts(
                 session, settings, WORKER, utcnow(), limit=timing.batch, lease=timing.lease
             )
             session.commit()

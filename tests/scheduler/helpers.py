@@ -13,8 +13,9 @@ from app.config import current_settings
 from app.db import get_session, pk
 from app.models import MailboxMessage, Prompt
 from app.services import delivery, prompts
+from app.services import dispatch as dispatching
 from app.services.delivery import DeliveryResult
-from app.services.prompts import DispatchResult
+from app.services.dispatch import DispatchResult
 from tests.factories import NOW
 
 
@@ -31,7 +32,7 @@ def dispatch(app: Flask, now: datetime = NOW) -> DispatchResult:
     schedule(app, now)
     with app.app_context():
         session = get_session()
-        result = prompts.dispatch_due_prompts(session, current_settings(), "test-worker", now)
+        result = dispatching.dispatch_due_prompts(session, current_settings(), "test-worker", now)
         session.commit()
         return result
 

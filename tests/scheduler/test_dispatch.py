@@ -12,7 +12,7 @@ from app.config import current_settings
 from app.db import get_session
 from app.models import Customer, Locale, PromptStatus
 from app.scheduler import jobs
-from app.services import prompts
+from app.services import dispatch as dispatching
 from tests.conftest import BASE_URL
 from tests.factories import NOW, make_plan, order_body
 from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, schedule, text_part
@@ -137,20 +137,20 @@ def test_an_email_sent_by_another_dispatcher_while_this_one_renders_counts_towar
     dispatch(app)  # the first email of the week
     _plans(app, {"product": "p-2", "prompt_on": date(2026, 11, 24)})
     day4 = NOW + timedelta(days=4)
-    real_build = prompts._build
+    real_build = dispatching._build
 
     def other_dispatcher_sends_first(*args, **kwargs):
-        monkeypatch.setattr(prompts, "_build", real_build)
+        monkeypatch.setattr(dispatching, "_build", real_build)
         _plans(app, {"product": "p-3", "prompt_on": date(2026, 11, 24)})
         schedule(app, day4)
         with app.app_context():
             session = get_session()
-            other = prompts.dispatch_due_prompts(session, current_settings(), "other", day4)
+            other = dispatching.dispatch_due_prompts(session, current_settings(), "other", day4)
             session.commit()
         assert other.emails == 1  # the second email of the week
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(prompts, "_build", other_dispatcher_sends_first)
+    monkeypatch.setattr(dispatching, "_build", other_dispatcher_sends_first)
     result = dispatch(app, day4)
     assert (result.emails, result.postponed) == (0, 1)
     deliver(app, day4)
