@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
+from collections.abc import Callable
 from email import message_from_string
 from email.header import decode_header, make_header
 from types import TracebackType
@@ -40,13 +42,31 @@ class SmtpTransport:
     ) -> None:
         self.close()
 
-    def send(self, mail_from: str, to: str, raw: str) -> None:
+    def send(
+        self, mail_from: str, to: str, raw: str, while_waiting: Callable[[], None] | None = None
+    ) -> None:
+        """Send one message; ``while_waiting`` runs once, while the server answers its MAIL
+        FROM (before anything of this message is delivered), or before the error if the
+        send fails earlier.
+
+        The caller records the previous message's delivery there: between two messages the
+        server would sit idle while it did, and on one connection that is the pace of every
+        email. A crash in between still repeats at most that one message."""
         data = raw.encode("utf-8")
+        waiting = [while_waiting] if while_waiting is not None else []
+
+        def once() -> None:
+            while waiting:
+                waiting.pop()()
+
         try:
-            self._connection().sendmail(mail_from, [to], data)
-        except smtplib.SMTPServerDisconnected:
-            self.close()
-            self._connection().sendmail(mail_from, [to], data)
+            try:
+                _sendmail(self._connection(), mail_from, to, data, once)
+            except smtplib.SMTPServerDisconnected:
+                self.close()
+                _sendmail(self._connection(), mail_from, to, data, once)
+        finally:
+            once()
 
     def _connection(self) -> smtplib.SMTP:
         if self._conn is None:
@@ -71,6 +91,39 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 self._conn.close()
             self._conn = None
+
+
+def _sendmail(
+    conn: smtplib.SMTP, mail_from: str, to: str, data: bytes, while_waiting: Callable[[], None]
+) -> None:
+    """``smtplib.SMTP.sendmail`` for one recipient, reading the MAIL FROM reply only after
+    ``while_waiting`` has run."""
+    conn.ehlo_or_helo_if_needed()
+    size = f" size={len(data)}" if conn.does_esmtp and conn.has_extn("size") else ""
+    conn.putcmd("mail", f"FROM:{smtplib.quoteaddr(mail_from)}{size}")
+    while_waiting()
+    code, reply = conn.getreply()
+    if code != 250:
+        _abandon(conn, code)
+        raise smtplib.SMTPSenderRefused(code, reply, mail_from)
+    code, reply = conn.rcpt(to)
+    if code not in (250, 251):
+        _abandon(conn, code)
+        raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+    code, reply = conn.data(data)
+    if code != 250:
+        _abandon(conn, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _abandon(conn: smtplib.SMTP, code: int) -> None:
+    # As sendmail does: 421 means the server is closing the connection; otherwise reset the
+    # mail transaction, ignoring a server that hung up meanwhile (the refusal is the error).
+    if code == 421:
+        conn.close()
+        return
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        conn.rset()
 
 
 def store_in_mailbox(session: Session, outbox_id: int, to: str, raw: str, now: object) -> None:

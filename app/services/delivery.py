@@ -39,11 +39,12 @@ def deliver_outbox(
 ) -> DeliveryResult:
     """Claim up to ``limit`` due messages and deliver them one by one.
 
-    Each outcome is committed as soon as it is known, so a crash repeats at most the message in
-    flight (per connection). ``clock`` gives the time of each step (deliveries take a while).
-    With ``connections`` > 1 the claimed messages are shared among that many threads, each with
-    its own SMTP connection and database session: the SMTP server's turn-around per message,
-    not our side, is what limits one connection.
+    Each outcome is committed as soon as it is known (an email's while the server reads the
+    next one's sender), so a crash repeats at most the message in flight (per connection).
+    ``clock`` gives the time of each step (deliveries take a while). With ``connections`` > 1
+    the claimed messages are shared among that many threads, each with its own SMTP
+    connection and database session: the SMTP server's turn-around per message, not our
+    side, is what limits one connection.
     """
     claimed = outbox.claim(session, worker, clock(), limit, lease)
     session.commit()
@@ -77,17 +78,32 @@ def _deliver_each(
     claimed: list[outbox.Claimed],
 ) -> DeliveryResult:
     delivered = failed = dead = 0
+    # An email the server has accepted, its delivery not committed yet: that happens while
+    # the server reads the next one's sender (``SmtpTransport.send``), or after the last.
+    accepted: list[int] = []
+
+    def record_accepted() -> None:
+        nonlocal delivered
+        while accepted:
+            if outbox.mark_delivered(session, accepted.pop(), worker, clock()):
+                delivered += 1
+            session.commit()
+
     with ExitStack() as stack:
         smtp: SmtpTransport | None = None
         for message in claimed:
             try:
-                if message.kind is OutboxKind.EMAIL and settings.smtp_url is None:
+                if message.kind is OutboxKind.EMAIL and settings.smtp_url is not None:
+                    if smtp is None:
+                        smtp = stack.enter_context(SmtpTransport(settings.smtp_url))
+                    smtp.send(settings.mail_from, message.recipient, message.payload,
+                              while_waiting=record_accepted)  # fmt: skip
+                    accepted.append(message.id)
+                    continue
+                record_accepted()
+                if message.kind is OutboxKind.EMAIL:
                     store_in_mailbox(session, message.id, message.recipient, message.payload,
                                      clock())  # fmt: skip
-                elif message.kind is OutboxKind.EMAIL:
-                    if smtp is None:
-                        smtp = stack.enter_context(SmtpTransport(settings.smtp_url))  # type: ignore[arg-type]
-                    smtp.send(settings.mail_from, message.recipient, message.payload)
                 else:
                     _post(settings, message, clock())
             except (smtplib.SMTPException, OSError, WebhookFailed) as exc:
@@ -107,6 +123,7 @@ def _deliver_each(
             if outbox.mark_delivered(session, message.id, worker, clock()):
                 delivered += 1
             session.commit()
+        record_accepted()
     return DeliveryResult(delivered, failed, dead)
 
 

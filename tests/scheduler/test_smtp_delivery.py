@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import create_engine, func, select
+from sqlmodel import col
 
 from app.db import get_session
 from app.models import Outbox, OutboxStatus
@@ -53,3 +55,32 @@ def test_smtp_down_then_back_loses_nothing(smtp_app, smtp_server):
     assert deliver(smtp_app, NOW + timedelta(seconds=31)).delivered == 1
     assert len(smtp_server.inbox.messages) == 1
     assert deliver(smtp_app, NOW + timedelta(hours=1)).delivered == 0
+
+
+def test_each_email_is_recorded_as_delivered_before_the_next_is_handed_over(
+    smtp_app, smtp_server, database_url, monkeypatch
+):
+    """An email's delivery is committed while the server reads the next one's sender: when
+    any email arrives, every earlier one is recorded, so a crash repeats at most one."""
+    with smtp_app.app_context():
+        for customer in ("c-1", "c-2", "c-3"):
+            make_plan(get_session(), customer=customer)
+        get_session().commit()
+    dispatch(smtp_app)
+    reader = create_engine(database_url)
+    recorded_on_arrival = []
+    real_handle = smtp_server.inbox.handle_DATA
+
+    async def handle_data(server, session, envelope):
+        with reader.connect() as conn:
+            delivered = select(func.count()).where(col(Outbox.status) == OutboxStatus.DELIVERED)
+            recorded_on_arrival.append(conn.scalar(delivered))
+        return await real_handle(server, session, envelope)
+
+    monkeypatch.setattr(smtp_server.inbox, "handle_DATA", handle_data)
+    assert deliver(smtp_app).delivered == 3
+    reader.dispose()
+    assert recorded_on_arrival == [0, 1, 2]
+    with smtp_app.app_context():
+        statuses = {row.status for row in get_session().query(Outbox).all()}
+    assert statuses == {OutboxStatus.DELIVERED}
