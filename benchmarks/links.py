@@ -20,7 +20,7 @@ whatever the server does, so the latency target is read from the paced run.
 It prints requests per second, p50 and p99 latency, and checks the answers in the database.
 Targets: p99 <= 50 ms and >= 500 requests per second for the page and its POST.
 
-    .venv/bin/python benchmarks/links.py [--requests 6000] [--clients 32] [--workers 4] [--rate 500]
+    .venv/bin/python benchmarks/links.py [--requests 6000] [--clients 32] [--workers 3] [--rate 500]
                                          [--postgres]
 """
 
@@ -216,7 +216,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=6000, help="per measured page")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    # Sync workers: on this 2-core machine 3 served the pages ~8 % faster than 4 (closed POST
+    # 581 and 604 req/s against 545 and 535, alternated): the work is CPU and one SQLite writer.
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--rate", type=float, default=500.0, help="req/s of the paced runs")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument(
