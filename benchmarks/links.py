@@ -20,7 +20,7 @@ whatever the server does, so the latency target is read from the paced run.
 It prints requests per second, p50 and p99 latency, and checks the answers in the database.
 Targets: p99 <= 50 ms and >= 500 requests per second for the page and its POST.
 
-    .venv/bin/python benchmarks/links.py [--requests 6000] [--clients 32] [--workers 3] [--rate 500]
+    .venv/bin/python benchmarks/links.py [--requests 6000] [--clients 32] [--workers N] [--rate 500]
                                          [--postgres]
 """
 
@@ -216,9 +216,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=6000, help="per measured page")
     parser.add_argument("--clients", type=int, default=32)
-    # Sync workers: on this 2-core machine 3 served the pages ~8 % faster than 4 (closed POST
-    # 581 and 604 req/s against 545 and 535, alternated): the work is CPU and one SQLite writer.
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    # Sync workers, on this 2-core machine: on SQLite 3 served the pages ~8 % faster than 4
+    # (closed POST 581 and 604 req/s against 545 and 535, alternated), the work being CPU and
+    # one writer; on PostgreSQL a worker also waits for the server's round trips, and 4 did
+    # better (closed POST 497 against 451 req/s, one run each).
+    parser.add_argument("--workers", type=int, help="gunicorn sync workers (3; 4 on PostgreSQL)")
     parser.add_argument("--rate", type=float, default=500.0, help="req/s of the paced runs")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument(
@@ -227,6 +229,8 @@ def main() -> None:
         help="a throwaway PostgreSQL server (Debian's postgresql, as the tests)",
     )
     args = parser.parse_args()
+    if args.workers is None:
+        args.workers = 4 if args.postgres else 3
     n = args.requests
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         url = args.database_url or f"sqlite:///{os.path.join(tmp, 'bench.sqlite')}"
