@@ -26,7 +26,7 @@ from sqlalchemy import (
     make_url,
 )
 from sqlalchemy.engine.interfaces import DBAPICursor, Dialect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
@@ -204,6 +204,7 @@ def end_reading(session: Session) -> None:
     dbapi_conn = conn.connection.dbapi_connection
     dbapi_conn.execute("COMMIT")  # type: ignore[union-attr]
     _begin_on_sqlite(dbapi_conn, read_only=False)
+    conn.execution_options(**{READ_ONLY_OPTION: False})  # writing now: a second call is a no-op
 
 
 def _on_sqlite(session: Session) -> bool:
@@ -264,7 +265,8 @@ class Prepared:
     what SQLite takes to run it. Parameters are named as in the statement (``bindparam``) and
     converted by the same bind processors SQLAlchemy would use (UTCDateTime, enums, JSON). It
     runs in the session's transaction (begun as usual, by ``session.connection()``), but no
-    ORM event fires and no loaded object is refreshed: the caller shows what it wrote itself.
+    ORM event fires, pending ORM changes are not flushed first and no loaded object is
+    refreshed: the caller shows what it wrote itself. Errors are SQLAlchemy's (``DBAPIError``).
     """
 
     def __init__(self, statement: UpdateBase) -> None:
@@ -295,7 +297,17 @@ class Prepared:
         if compiled is None:
             compiled = self._by_dialect[dialect.name] = _Compiled(self.statement, dialect)
         cursor = conn.connection.cursor()
-        cursor.execute(compiled.sql, compiled.parameters(params))
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(params))
+        except dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy reports it (IntegrityError, OperationalError...), and a dropped
+            # connection is not given back to the pool.
+            cursor.close()
+            if dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor):
+                conn.invalidate(error)
+            raise DBAPIError.instance(
+                compiled.sql, None, error, dialect.loaded_dbapi.Error
+            ) from error
         return cursor
 
 
@@ -303,6 +315,12 @@ class _Compiled:
     def __init__(self, statement: UpdateBase, dialect: Dialect) -> None:
         compiler = statement.compile(dialect=dialect)
         assert isinstance(compiler, SQLCompiler)
+        # SQLAlchemy computes these while it executes, which is not done here.
+        defaulted = [c.name for c in (*compiler.insert_prefetch, *compiler.update_prefetch)]
+        if defaulted:
+            raise ValueError(f"Prepared cannot apply Python-side defaults: give {defaulted}")
+        if compiler.post_compile_params:
+            raise ValueError("Prepared cannot expand parameters (IN lists, literal_execute)")
         self.compiler = compiler
         self.sql = compiler.string
         self.positions = list(compiler.positiontup or ()) if compiler.positional else None

@@ -13,7 +13,8 @@ from app.models import ActorType, AuditLog
 
 _COLUMNS = ("at", "actor_type", "actor", "action", "entity_type", "entity_id", "before", "after")
 _INSERT_ONE = Prepared(
-    insert(table_of(AuditLog)).values({name: bindparam(name) for name in _COLUMNS})
+    # inline: no RETURNING of the new id (PostgreSQL would add one), nobody reads it.
+    insert(table_of(AuditLog)).values({name: bindparam(name) for name in _COLUMNS}).inline()
 )
 
 

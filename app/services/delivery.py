@@ -85,9 +85,13 @@ def _deliver_each(
     def record_accepted() -> None:
         nonlocal delivered
         while accepted:
-            if outbox.mark_delivered(session, accepted.pop(), worker, clock()):
-                delivered += 1
-            session.commit()
+            try:
+                if outbox.mark_delivered(session, accepted[0], worker, clock()):
+                    delivered += 1
+                session.commit()
+            except OSError as error:  # the database's (its lock file): not the email's failure
+                raise RuntimeError(f"recording outbox {accepted[0]} as delivered") from error
+            accepted.pop()
 
     with ExitStack() as stack:
         smtp: SmtpTransport | None = None

@@ -117,14 +117,22 @@ def send_claimed(
         outgoing.append(_Outgoing(items, message_id, _build(settings, items, message_id, now)))
     if not outgoing:
         return DispatchResult(0, 0, postponed, cancelled)
-    # Another dispatcher may have emailed one of these customers since the decisions.
-    lock_customers(session, [o.items[0]["customer_id"] for o in outgoing])
-    recent = _recent_emails(session, [o.items[0]["customer_id"] for o in outgoing], now)
+    # Since the decisions, another dispatcher may have emailed one of these customers, or a
+    # sync changed one's address (revoking the links) or language.
+    ids = [o.items[0]["customer_id"] for o in outgoing]
+    lock_customers(session, ids)
+    recent = _recent_emails(session, ids, now)
+    current = _load_claimed(session, worker, ids)
     allowed = []
     for o in outgoing:
-        sent_times = recent.get(o.items[0]["customer_id"], [])
+        customer_id = o.items[0]["customer_id"]
+        sent_times = recent.get(customer_id, [])
         if len(sent_times) >= settings.max_prompts_per_week:
             postponed += _postpone(session, worker, o.ids, now, sent_times)
+        elif _rendered_for(current.get(customer_id) or o.items) != _rendered_for(o.items):
+            # Back to the queue, due as they were: the next round renders them afresh.
+            postponed += _finish(session, worker, o.ids, now, status=PromptStatus.SCHEDULED,
+                                 claimed_by=None)  # fmt: skip
         else:
             allowed.append(o)
     try:
@@ -176,6 +184,13 @@ def _sort_claimed(
         else:
             ready.append(items)
     return ready, postponed, cancelled
+
+
+def _rendered_for(items: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """What of the customer an email was rendered with."""
+    first = items[0]
+    return tuple(first[k] for k in ("email", "customer_name", "locale", "link_version",
+                                    "unsubscribed_at"))  # fmt: skip
 
 
 def _postpone(

@@ -159,6 +159,30 @@ def test_an_email_sent_by_another_dispatcher_while_this_one_renders_counts_towar
     assert (p2.status, p2.due_at) == (PromptStatus.SCHEDULED, NOW + timedelta(days=7))
 
 
+def test_an_address_changed_while_the_email_renders_gets_it_at_the_new_address(app, monkeypatch):
+    """A sync that changes the address (revoking the old links) commits while the email is
+    rendered: that email is not sent, and the next round sends one to the new address."""
+    _plans(app, {"product": "p-1"})
+    real_build = dispatching._build
+
+    def address_changed_meanwhile(*args, **kwargs):
+        monkeypatch.setattr(dispatching, "_build", real_build)
+        with app.app_context():
+            session = get_session()
+            customer = session.scalars(select(Customer)).one()
+            customer.email, customer.link_version = "new@example.jp", customer.link_version + 1
+            session.commit()
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(dispatching, "_build", address_changed_meanwhile)
+    first = dispatch(app)
+    assert (first.emails, first.postponed) == (0, 1)
+    assert dispatch(app).emails == 1
+    deliver(app)
+    [message] = mailbox(app)
+    assert message["To"].addresses[0].addr_spec == "new@example.jp"
+
+
 def test_ordering_before_the_prompt_goes_out_cancels_it(app, client, auth):
     client.put("/api/v1/customers/c-1", json={"email": "c-1@example.jp", "name": "x",
                "locale": "ja", "timezone": "Asia/Tokyo"}, headers=auth)  # fmt: skip
