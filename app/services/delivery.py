@@ -78,8 +78,9 @@ def _deliver_each(
     claimed: list[outbox.Claimed],
 ) -> DeliveryResult:
     delivered = failed = dead = 0
-    # An email the server has accepted, its delivery not committed yet: that happens while
-    # the server reads the next one's sender (``SmtpTransport.send``), or after the last.
+    # A message delivered, its outcome not committed yet. An email's is committed while the
+    # server reads the next one's sender (``SmtpTransport.send``), or after the last; a
+    # mailbox copy's or a webhook's at once (the copy in the same transaction).
     accepted: list[int] = []
 
     def record_accepted() -> None:
@@ -110,6 +111,8 @@ def _deliver_each(
                                      clock())  # fmt: skip
                 else:
                     _post(settings, message, clock())
+                accepted.append(message.id)
+                record_accepted()
             except (smtplib.SMTPException, OSError, WebhookFailed) as exc:
                 session.rollback()
                 if smtp is not None:
@@ -123,10 +126,6 @@ def _deliver_each(
                 failed += 1
                 dead += status is OutboxStatus.DEAD
                 logger.warning("outbox %s (%s) failed: %s", message.id, message.event_type, error)
-                continue
-            if outbox.mark_delivered(session, message.id, worker, clock()):
-                delivered += 1
-            session.commit()
         record_accepted()
     return DeliveryResult(delivered, failed, dead)
 

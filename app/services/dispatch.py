@@ -119,17 +119,16 @@ def send_claimed(
         return DispatchResult(0, 0, postponed, cancelled)
     # Since the decisions, another dispatcher may have emailed one of these customers, or a
     # sync changed one's address (revoking the links) or language.
-    ids = [o.items[0]["customer_id"] for o in outgoing]
+    ids = [o.customer_id for o in outgoing]
     lock_customers(session, ids)
     recent = _recent_emails(session, ids, now)
     current = _load_claimed(session, worker, ids)
     allowed = []
     for o in outgoing:
-        customer_id = o.items[0]["customer_id"]
-        sent_times = recent.get(customer_id, [])
+        sent_times = recent.get(o.customer_id, [])
         if len(sent_times) >= settings.max_prompts_per_week:
             postponed += _postpone(session, worker, o.ids, now, sent_times)
-        elif _rendered_for(current.get(customer_id) or o.items) != _rendered_for(o.items):
+        elif _rendered_for(current.get(o.customer_id) or o.items) != _rendered_for(o.items):
             # Back to the queue, due as they were: the next round renders them afresh.
             postponed += _finish(session, worker, o.ids, now, status=PromptStatus.SCHEDULED,
                                  claimed_by=None)  # fmt: skip
@@ -213,6 +212,10 @@ class _Outgoing:
     def ids(self) -> list[int]:
         return [item["id"] for item in self.items]
 
+    @property
+    def customer_id(self) -> int:
+        return int(self.items[0]["customer_id"])
+
 
 def _send_all(session: Session, worker: str, outgoing: list[_Outgoing], now: datetime) -> None:
     """Mark every prompt of ``outgoing`` sent and write the emails to the outbox, in a few
@@ -229,7 +232,7 @@ def _send_all(session: Session, worker: str, outgoing: list[_Outgoing], now: dat
     outbox_ids = outbox.enqueue_many(
         session,
         [outbox.NewMessage(OutboxKind.EMAIL, o.message_id, "prompt", o.items[0]["email"],
-                           o.payload, o.items[0]["customer_id"]) for o in outgoing],
+                           o.payload, o.customer_id) for o in outgoing],
         now,
     )  # fmt: skip
     prompt = table_of(Prompt)
