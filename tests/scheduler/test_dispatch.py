@@ -128,6 +128,19 @@ def test_weekly_limit_postpones_further_prompts_until_the_week_has_passed(app):
     assert dispatch(app, NOW + timedelta(days=7)).emails == 1
 
 
+def _while_first_email_renders(monkeypatch, meanwhile):
+    """Run ``meanwhile`` (its own sessions) as the dispatcher renders its first email, with
+    no transaction of the dispatcher's open."""
+    real_build = dispatching._build
+
+    def build(*args, **kwargs):
+        monkeypatch.setattr(dispatching, "_build", real_build)
+        meanwhile()
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(dispatching, "_build", build)
+
+
 def test_an_email_sent_by_another_dispatcher_while_this_one_renders_counts_toward_the_limit(
     app, monkeypatch
 ):
@@ -137,10 +150,8 @@ def test_an_email_sent_by_another_dispatcher_while_this_one_renders_counts_towar
     dispatch(app)  # the first email of the week
     _plans(app, {"product": "p-2", "prompt_on": date(2026, 11, 24)})
     day4 = NOW + timedelta(days=4)
-    real_build = dispatching._build
 
-    def other_dispatcher_sends_first(*args, **kwargs):
-        monkeypatch.setattr(dispatching, "_build", real_build)
+    def other_dispatcher_sends_first():
         _plans(app, {"product": "p-3", "prompt_on": date(2026, 11, 24)})
         schedule(app, day4)
         with app.app_context():
@@ -148,9 +159,8 @@ def test_an_email_sent_by_another_dispatcher_while_this_one_renders_counts_towar
             other = dispatching.dispatch_due_prompts(session, current_settings(), "other", day4)
             session.commit()
         assert other.emails == 1  # the second email of the week
-        return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(dispatching, "_build", other_dispatcher_sends_first)
+    _while_first_email_renders(monkeypatch, other_dispatcher_sends_first)
     result = dispatch(app, day4)
     assert (result.emails, result.postponed) == (0, 1)
     deliver(app, day4)
@@ -163,18 +173,15 @@ def test_an_address_changed_while_the_email_renders_gets_it_at_the_new_address(a
     """A sync that changes the address (revoking the old links) commits while the email is
     rendered: that email is not sent, and the next round sends one to the new address."""
     _plans(app, {"product": "p-1"})
-    real_build = dispatching._build
 
-    def address_changed_meanwhile(*args, **kwargs):
-        monkeypatch.setattr(dispatching, "_build", real_build)
+    def address_changed_meanwhile():
         with app.app_context():
             session = get_session()
             customer = session.scalars(select(Customer)).one()
             customer.email, customer.link_version = "new@example.jp", customer.link_version + 1
             session.commit()
-        return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(dispatching, "_build", address_changed_meanwhile)
+    _while_first_email_renders(monkeypatch, address_changed_meanwhile)
     first = dispatch(app)
     assert (first.emails, first.postponed) == (0, 1)
     assert dispatch(app).emails == 1
