@@ -11,8 +11,7 @@ import hashlib
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.utils import format_datetime, formataddr, parseaddr
-from functools import lru_cache
+from email.utils import format_datetime
 from typing import Any
 
 from flask import render_template
@@ -24,6 +23,7 @@ from flask_babel import (
 )
 
 from app.i18n import format_date_long
+from app.mail.addresses import header_address
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,11 @@ def _in_locale(locale: str) -> AbstractContextManager[None]:
 
 
 # Messages are written out directly rather than through ``email.message``: every header value
-# here is ASCII once the subject and display names are RFC 2047-encoded (``_ascii_header``;
-# ``email.utils`` for addresses), and bodies are base64 in 76-character lines, so the generic
-# generator and its header folding (most of the cost of a morning's prompts) have nothing to
-# add. The tests parse every message back with the standard library's parser.
+# here is ASCII once the subject and display names are RFC 2047-encoded (``_ascii_header``, and
+# ``addresses.header_address`` for addresses; only a local part outside ASCII stays UTF-8), and
+# bodies are base64 in 76-character lines, so the generic generator and its header folding (most
+# of the cost of a morning's prompts) have nothing to add. The tests parse every message back
+# with the standard library's parser.
 CRLF = "\r\n"
 
 
@@ -120,14 +121,6 @@ def _ascii_header(value: str) -> str:
     )
 
 
-@lru_cache(maxsize=256)
-def _address(value: str) -> str:
-    if value.isascii() and "<" not in value and "," not in value and " " not in value:
-        return value  # a bare address
-    name, address = parseaddr(value)
-    return formataddr((name, address), charset="utf-8") if address else value
-
-
 def assemble(
     envelope: Envelope,
     subject: str,
@@ -138,8 +131,8 @@ def assemble(
 ) -> str:
     """A text (and optionally HTML) message with our standard headers, as wire text (CRLF)."""
     headers = [
-        f"From: {_address(envelope.mail_from)}",
-        f"To: {_address(envelope.to)}",
+        f"From: {header_address(envelope.mail_from)}",
+        f"To: {header_address(envelope.to)}",
         f"Subject: {_ascii_header(subject)}",
         f"Date: {format_datetime(envelope.sent_at)}",
         f"Message-ID: <{envelope.message_id}>",

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.config import SmtpSettings
 from app.db import table_of
+from app.mail.addresses import UndeliverableAddress, needs_smtputf8, wire_address
 from app.models import MailboxMessage
 
 SMTP_TIMEOUT_SECONDS = 30
@@ -23,8 +24,9 @@ SMTP_TIMEOUT_SECONDS = 30
 class SmtpTransport:
     """One SMTP connection reused for many messages, opened on first use.
 
-    A dropped connection is reopened once per message; any other failure raises
-    ``smtplib.SMTPException`` or ``OSError`` for the caller to record as a failed attempt.
+    A connection found dropped before a message's sender is accepted is reopened once per
+    message. Any other failure raises ``smtplib.SMTPException`` or ``OSError`` for the caller
+    to record as a failed attempt, or ``UndeliverableAddress`` for an address no retry helps.
     """
 
     def __init__(self, settings: SmtpSettings) -> None:
@@ -62,7 +64,7 @@ class SmtpTransport:
         try:
             try:
                 _sendmail(self._connection(), mail_from, to, data, once)
-            except smtplib.SMTPServerDisconnected:
+            except _Stale:
                 self.close()
                 _sendmail(self._connection(), mail_from, to, data, once)
         finally:
@@ -93,27 +95,54 @@ class SmtpTransport:
             self._conn = None
 
 
+class _Stale(smtplib.SMTPServerDisconnected):
+    """The connection was gone before the server accepted this message's sender: nothing of
+    the message reached it, so sending it again on a new connection cannot repeat it."""
+
+
 def _sendmail(
     conn: smtplib.SMTP, mail_from: str, to: str, data: bytes, while_waiting: Callable[[], None]
 ) -> None:
     """``smtplib.SMTP.sendmail`` for one recipient, reading the MAIL FROM reply only after
-    ``while_waiting`` has run."""
-    conn.ehlo_or_helo_if_needed()
-    size = f" size={len(data)}" if conn.does_esmtp and conn.has_extn("size") else ""
-    conn.putcmd("mail", f"FROM:{smtplib.quoteaddr(mail_from)}{size}")
-    while_waiting()
-    code, reply = conn.getreply()
-    if code != 250:
-        _abandon(conn, code)
-        raise smtplib.SMTPSenderRefused(code, reply, mail_from)
-    code, reply = conn.rcpt(to)
-    if code not in (250, 251):
-        _abandon(conn, code)
-        raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
-    code, reply = conn.data(data)
-    if code != 250:
-        _abandon(conn, code)
-        raise smtplib.SMTPDataError(code, reply)
+    ``while_waiting`` has run, and with SMTPUTF8 for an address that needs it.
+
+    Raises _Stale if the server hung up before accepting the sender (an idle connection it
+    closed), UndeliverableAddress if an address cannot be given to this server at all. A
+    server that hangs up later, perhaps after taking the message, raises
+    ``SMTPServerDisconnected``: the outbox tries again later, with the same Message-ID.
+    """
+    mail_from, to = wire_address(mail_from), wire_address(to)
+    try:
+        conn.ehlo_or_helo_if_needed()
+        options = [f"size={len(data)}"] if conn.does_esmtp and conn.has_extn("size") else []
+        if needs_smtputf8(mail_from, to):
+            if not conn.has_extn("smtputf8"):
+                raise UndeliverableAddress(
+                    f"{to!r} needs SMTPUTF8, which the SMTP server does not offer"
+                )
+            options.append("SMTPUTF8")
+            if conn.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")  # the UTF-8 headers are 8-bit
+            conn.command_encoding = "utf-8"  # as smtplib.SMTP.mail does; reset below
+        conn.putcmd("mail", " ".join([f"FROM:{smtplib.quoteaddr(mail_from)}", *options]))
+        while_waiting()
+        code, reply = conn.getreply()
+    except smtplib.SMTPServerDisconnected as error:
+        raise _Stale(*error.args) from error
+    try:
+        if code != 250:
+            _abandon(conn, code)
+            raise smtplib.SMTPSenderRefused(code, reply, mail_from)
+        code, reply = conn.rcpt(to)
+        if code not in (250, 251):
+            _abandon(conn, code)
+            raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+        code, reply = conn.data(data)
+        if code != 250:
+            _abandon(conn, code)
+            raise smtplib.SMTPDataError(code, reply)
+    finally:
+        conn.command_encoding = "ascii"
 
 
 def _abandon(conn: smtplib.SMTP, code: int) -> None:

@@ -52,7 +52,7 @@ def dispatch_due_prompts(timing: Timing) -> int:
             )
             session.commit()
             sent += result.emails
-            if result.emails + result.postponed + result.cancelled == 0:
+            if result.emails + result.postponed + result.cancelled + result.failed == 0:
                 return sent
 
 

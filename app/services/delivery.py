@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.mail.addresses import UndeliverableAddress
 from app.mail.transport import SmtpTransport, store_in_mailbox
 from app.models import OutboxKind, OutboxStatus
 from app.services import outbox
@@ -113,7 +114,7 @@ def _deliver_each(
                     _post(settings, message, clock())
                 accepted.append(message.id)
                 record_accepted()
-            except (smtplib.SMTPException, OSError, WebhookFailed) as exc:
+            except (smtplib.SMTPException, OSError, WebhookFailed, UndeliverableAddress) as exc:
                 session.rollback()
                 if smtp is not None:
                     smtp.close()
@@ -121,6 +122,7 @@ def _deliver_each(
                 status = outbox.mark_failed(
                     session, message.id, worker, clock(), error,
                     timedelta(hours=settings.webhook_retry_hours),
+                    permanent=isinstance(exc, UndeliverableAddress),
                 )  # fmt: skip
                 session.commit()
                 failed += 1

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 GROUP_WINDOW = timedelta(days=3)
 """A customer's prompts due within this window of the first go out together in one email."""
 WEEK = timedelta(days=7)
+RENDER_RETRY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class DispatchResult:
     prompts: int = 0
     postponed: int = 0
     cancelled: int = 0
+    # Prompts whose email could not be rendered (a bug or bad stored data; logged): they are
+    # tried again after RENDER_RETRY, without holding up the other customers' emails.
+    failed: int = 0
 
 
 def claim_due_prompts(
@@ -112,15 +116,29 @@ def send_claimed(
     session.commit()
     host = urlsplit(settings.base_url).hostname or "localhost"
     outgoing = []
+    unrendered = []
     for items in ready:
         message_id = f"prompt-{items[0]['id']}.{items[0]['nonce']}@{host}"
-        outgoing.append(_Outgoing(items, message_id, _build(settings, items, message_id, now)))
-    if not outgoing:
+        try:
+            payload = _build(settings, items, message_id, now)
+        except Exception:
+            logger.exception("could not render the prompt email for customer %s (prompts %s); "
+                             "trying again in %s", items[0]["customer_id"],
+                             [item["id"] for item in items], RENDER_RETRY)  # fmt: skip
+            unrendered.append([item["id"] for item in items])
+            continue
+        outgoing.append(_Outgoing(items, message_id, payload))
+    if not outgoing and not unrendered:
         return DispatchResult(0, 0, postponed, cancelled)
     # Since the decisions, another dispatcher may have emailed one of these customers, or a
     # sync changed one's address (revoking the links) or language.
     ids = [o.customer_id for o in outgoing]
     lock_customers(session, ids)
+    failed = sum(
+        _finish(session, worker, prompt_ids, now, status=PromptStatus.SCHEDULED,
+                due_at=now + RENDER_RETRY, claimed_by=None)
+        for prompt_ids in unrendered
+    )  # fmt: skip
     recent = _recent_emails(session, ids, now)
     current = _load_claimed(session, worker, ids)
     allowed = []
@@ -141,7 +159,8 @@ def send_claimed(
     except _LostClaim:
         # Rare (this worker's lease ran out mid-batch): go customer by customer.
         sent = [o for o in allowed if _send_alone(session, worker, o, now)]
-    return DispatchResult(len(sent), sum(len(o.items) for o in sent), postponed, cancelled)
+    return DispatchResult(len(sent), sum(len(o.items) for o in sent), postponed, cancelled,
+                          failed)  # fmt: skip
 
 
 def _sort_claimed(

@@ -180,10 +180,11 @@ def mark_failed(
     now: datetime,
     error: str,
     retry_for: timedelta,
+    permanent: bool = False,
 ) -> OutboxStatus | None:
     """Record a failed attempt: retry later with exponential backoff, the last try at
-    ``retry_for`` after the message was written; a failure then dead-letters it. None if the
-    claim was lost."""
+    ``retry_for`` after the message was written; a failure then (or a ``permanent`` one, which
+    no retry can mend) dead-letters it. None if the claim was lost."""
     row = session.get(Outbox, outbox_id, with_for_update=True)
     if row is None or row.status is not OutboxStatus.SENDING or row.claimed_by != worker:
         return None
@@ -192,7 +193,7 @@ def mark_failed(
     row.lease_until = None
     row.updated_at = now
     give_up_at = row.created_at + retry_for
-    if now >= give_up_at:
+    if permanent or now >= give_up_at:
         row.status = OutboxStatus.DEAD
         logger.warning("outbox %s (%s) dead after %d attempts: %s", row.id, row.event_type,
                        row.attempts, error)  # fmt: skip

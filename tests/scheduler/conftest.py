@@ -35,6 +35,7 @@ class Inbox:
 
     messages: list[bytes] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    recipients: list[list[str]] = field(default_factory=list)  # each message's RCPT TO
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -43,6 +44,7 @@ class Inbox:
         with self.lock:
             self.messages.append(envelope.content)
             self.ids.append(message_id)
+            self.recipients.append(list(envelope.rcpt_tos))
         return "250 Message accepted for delivery"
 
     def message_ids(self) -> list[str]:
@@ -53,9 +55,10 @@ class Inbox:
 class SmtpServer:
     """aiosmtpd on a fixed local port that can be stopped and started again."""
 
-    def __init__(self) -> None:
+    def __init__(self, smtputf8: bool = False) -> None:
         self.port = free_port()
         self.inbox = Inbox()
+        self.smtputf8 = smtputf8
         self.controller: Controller | None = None
 
     @property
@@ -63,7 +66,8 @@ class SmtpServer:
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=self.smtputf8)  # fmt: skip
         self.controller.start()
 
     def stop(self) -> None:
@@ -73,8 +77,9 @@ class SmtpServer:
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """The SMTP server; ``indirect`` parametrisation with True offers SMTPUTF8."""
+    server = SmtpServer(smtputf8=getattr(request, "param", False))
     server.start()
     yield server
     server.stop()

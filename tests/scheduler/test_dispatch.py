@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from app.config import current_settings
 from app.db import get_session
-from app.models import Customer, Locale, PromptStatus
+from app.models import Customer, Locale, Plan, PromptStatus
 from app.scheduler import jobs
 from app.services import dispatch as dispatching
 from tests.conftest import BASE_URL
@@ -110,6 +110,48 @@ def test_products_due_together_go_out_in_one_email(app):
     assert text_part(message).count("/l/p/") == 2
     statuses = {p.plan_id: p.status for p in prompt_rows(app)}
     assert list(statuses.values()) == [PromptStatus.SENT, PromptStatus.SENT]
+
+
+def test_an_email_that_cannot_be_rendered_holds_up_no_other_customer(app, caplog):
+    """Stored data the email cannot show (here a corrupt run-out day) fails that customer's
+    email alone, logged; it is tried again an hour later, once the data is mended."""
+    _plans(app, {"customer": "c-1"}, {"customer": "c-2"})
+    with app.app_context():
+        session = get_session()
+        plan = session.scalars(select(Plan).order_by(col(Plan.id))).first()
+        assert plan is not None
+        plan.explanation_data = {**(plan.explanation_data or {}), "runout_on": "23 Nov"}
+        session.commit()
+    result = dispatch(app)
+    assert (result.emails, result.failed) == (1, 1)
+    assert "could not render the prompt email for customer" in caplog.text
+    deliver(app)
+    assert [m["To"] for m in mailbox(app)] == ["c-2@example.jp"]
+    stuck = [p for p in prompt_rows(app) if p.status is not PromptStatus.SENT]
+    assert [(p.status, p.due_at, p.claimed_by) for p in stuck] == [
+        (PromptStatus.SCHEDULED, NOW + timedelta(hours=1), None)
+    ]
+    with app.app_context():
+        session = get_session()
+        plan = session.get(Plan, stuck[0].plan_id)
+        assert plan is not None
+        plan.explanation_data = {**(plan.explanation_data or {}), "runout_on": "2026-11-23"}
+        session.commit()
+    assert dispatch(app, NOW + timedelta(minutes=59)).emails == 0
+    assert dispatch(app, NOW + timedelta(hours=1)).emails == 1
+    deliver(app, NOW + timedelta(hours=1))
+    assert [m["To"] for m in mailbox(app)] == ["c-2@example.jp", "c-1@example.jp"]
+
+
+def test_addresses_outside_ascii_get_their_email(app):
+    """An internationalised domain is written in its ASCII form; a local part outside ASCII
+    stays as it is (only an SMTPUTF8 server takes it; the mailbox does)."""
+    _plans(app, {"customer": "c-1", "email": "hanako@例え.jp"},
+           {"customer": "c-2", "email": "jösé@example.com"})  # fmt: skip
+    assert dispatch(app).emails == 2
+    deliver(app)
+    to = sorted(m["To"].addresses[0].addr_spec for m in mailbox(app))
+    assert to == ["hanako@xn--r8jz45g.jp", "jösé@example.com"]
 
 
 def test_weekly_limit_postpones_further_prompts_until_the_week_has_passed(app):

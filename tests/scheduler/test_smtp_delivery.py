@@ -6,7 +6,9 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlmodel import col
 
+from app.config import current_settings
 from app.db import get_session
+from app.mail.transport import SmtpTransport
 from app.models import Outbox, OutboxStatus
 from tests.factories import NOW, make_plan
 from tests.scheduler.helpers import deliver, dispatch, parse
@@ -84,3 +86,71 @@ def test_each_email_is_recorded_as_delivered_before_the_next_is_handed_over(
     with smtp_app.app_context():
         statuses = {row.status for row in get_session().query(Outbox).all()}
     assert statuses == {OutboxStatus.DELIVERED}
+
+
+def _plans_for(app, *emails):
+    with app.app_context():
+        for n, email in enumerate(emails, 1):
+            make_plan(get_session(), customer=f"c-{n}", email=email)
+        get_session().commit()
+
+
+def test_an_address_the_server_cannot_take_is_dead_lettered_at_once(smtp_app, smtp_server):
+    """A local part outside ASCII needs SMTPUTF8, which this server does not offer: no retry
+    can help, so that email is dead at once, and the others go out."""
+    _plans_for(smtp_app, "jösé@example.com", "hanako@例え.jp", "c-3@example.jp")
+    assert dispatch(smtp_app).emails == 3
+    result = deliver(smtp_app)
+    assert (result.delivered, result.failed, result.dead) == (2, 1, 1)
+    assert sorted(smtp_server.inbox.recipients) == [["c-3@example.jp"], ["hanako@xn--r8jz45g.jp"]]
+    with smtp_app.app_context():
+        dead_letters = select(Outbox).where(col(Outbox.status) == OutboxStatus.DEAD)
+        [dead] = get_session().scalars(dead_letters).all()
+    assert dead.recipient == "jösé@example.com"
+    assert "needs SMTPUTF8, which the SMTP server does not offer" in (dead.last_error or "")
+
+
+@pytest.mark.parametrize("smtp_server", [True], indirect=True)
+def test_a_server_offering_smtputf8_gets_a_local_part_outside_ascii(smtp_app, smtp_server):
+    _plans_for(smtp_app, "jösé@example.com")
+    dispatch(smtp_app)
+    assert deliver(smtp_app).delivered == 1
+    assert smtp_server.inbox.recipients == [["jösé@example.com"]]
+    message = parse(smtp_server.inbox.messages[0])
+    assert message["To"].addresses[0].addr_spec == "jösé@example.com"
+    assert message["Subject"] == "洗剤 p-1がそろそろなくなる頃です"
+
+
+def test_a_connection_the_server_dropped_while_idle_is_reopened(smtp_app, smtp_server):
+    with smtp_app.app_context():
+        settings = current_settings().smtp_url
+    assert settings is not None
+    with SmtpTransport(settings) as smtp:
+        smtp.send("shop@example.jp", "a@example.jp", "Subject: one\r\n\r\nfirst\r\n")
+        smtp_server.stop()  # closes the idle connection
+        smtp_server.start()
+        smtp.send("shop@example.jp", "b@example.jp", "Subject: two\r\n\r\nsecond\r\n")
+    assert smtp_server.inbox.recipients == [["a@example.jp"], ["b@example.jp"]]
+
+
+def test_a_server_hanging_up_after_taking_the_message_is_not_sent_it_again_at_once(
+    smtp_app, smtp_server, monkeypatch
+):
+    """Hanging up before its reply, the server may have taken the message: it is not sent
+    again on the spot, but recorded as a failed attempt for the outbox to retry later."""
+    _one_prompt(smtp_app)
+    dispatch(smtp_app)
+    real_handle = smtp_server.inbox.handle_DATA
+
+    async def take_and_hang_up(server, session, envelope):
+        await real_handle(server, session, envelope)
+        server.transport.close()
+        return "250 OK"
+
+    monkeypatch.setattr(smtp_server.inbox, "handle_DATA", take_and_hang_up)
+    result = deliver(smtp_app)
+    assert (result.delivered, result.failed) == (0, 1)
+    assert len(smtp_server.inbox.messages) == 1
+    with smtp_app.app_context():
+        [row] = get_session().query(Outbox).all()
+        assert (row.status, row.attempts) == (OutboxStatus.PENDING, 1)

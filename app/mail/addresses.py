@@ -1,0 +1,59 @@
+"""Email addresses as they go on the wire, including internationalised ones.
+
+A domain outside ASCII (``hanako@例え.jp``) has an ASCII form (IDNA, ``xn--r8jz45g.jp``) that
+every server accepts, so it is written that way in the envelope and the headers alike. A local
+part outside ASCII (``jösé@example.com``) has none: it can only be sent to a server that offers
+SMTPUTF8 (RFC 6531), with the header left in UTF-8 (RFC 6532).
+"""
+
+from __future__ import annotations
+
+from email.headerregistry import Address
+from email.utils import formataddr, parseaddr
+from functools import lru_cache
+
+
+class UndeliverableAddress(ValueError):
+    """An address that cannot be written for SMTP: no retry would help."""
+
+
+@lru_cache(maxsize=1024)
+def wire_address(address: str) -> str:
+    """``address`` with its domain in ASCII; raises UndeliverableAddress if it has no such
+    form (or no ``@`` at all)."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise UndeliverableAddress(f"{address!r} is not an email address")
+    if domain.isascii():
+        return address
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        raise UndeliverableAddress(f"{address!r}: its domain has no ASCII form ({error})") from None
+    return f"{local}@{ascii_domain}"
+
+
+def needs_smtputf8(*addresses: str) -> bool:
+    """Whether these (wire) addresses can only be sent with SMTPUTF8."""
+    return not all(a.isascii() for a in addresses)
+
+
+@lru_cache(maxsize=256)
+def header_address(value: str) -> str:
+    """An address header's value for ``value`` (``"Name <a@b>"`` or a bare address): the name
+    as RFC 2047 encoded-words, the domain in ASCII. An address that cannot be written is left
+    as it is, for the transport to refuse."""
+    if value.isascii() and "<" not in value and "," not in value and " " not in value:
+        return value  # a bare address
+    name, address = parseaddr(value)
+    if not address:
+        return value
+    try:
+        address = wire_address(address)
+    except UndeliverableAddress:
+        return value
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    # Only an SMTPUTF8 server will take it, and there the header is UTF-8 too (RFC 6532).
+    local, _, domain = address.rpartition("@")
+    return str(Address(display_name=name, username=local, domain=domain))
