@@ -8,6 +8,7 @@ web worker and the scheduler can share one file.
 from __future__ import annotations
 
 import json
+import select
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from sqlalchemy import (
     make_url,
 )
 from sqlalchemy.engine.interfaces import DBAPICursor, Dialect
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
@@ -133,7 +134,24 @@ def make_engine(url: str) -> Engine:
             _begin_on_sqlite(conn.connection.dbapi_connection, read_only)
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10)
+    event.listen(engine, "checkout", _gone_away_check)
+    return engine
+
+
+def _gone_away_check(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection the server has closed (a restart, an idle
+    timeout, ``pg_terminate_backend``): the pool then opens a new one.
+
+    In place of ``pool_pre_ping``, which spent a round trip on every checkout, as much as a
+    link page's one query. A server says goodbye before it closes a connection, so a closed
+    one has something to read (the farewell, or end of file) and an idle open one nothing:
+    whatever is there, the connection is not one to hand out.
+    """
+    if dbapi_conn.closed or dbapi_conn.broken:
+        raise DisconnectionError("connection closed")
+    if select.select([dbapi_conn.fileno()], [], [], 0)[0]:
+        raise DisconnectionError("the server closed the connection, or sent unasked-for data")
 
 
 def _begin_on_sqlite(dbapi_conn: Any, read_only: bool) -> None:

@@ -1,10 +1,13 @@
-"""``db.Prepared``: statements run on the driver's cursor behave as through SQLAlchemy."""
+"""``db.Prepared``: statements run on the driver's cursor behave as through SQLAlchemy; pooled
+connections the database server closed are not handed out."""
+
+import time
 
 import pytest
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, create_engine, insert, text, update
 from sqlalchemy.exc import IntegrityError
 
-from app.db import Prepared, get_session, table_of
+from app.db import Prepared, get_engine, get_session, table_of
 from app.models import Customer, Locale
 from tests.factories import NOW
 
@@ -51,3 +54,36 @@ def test_a_statement_that_needs_python_side_defaults_is_refused(app):
     missing = Prepared(insert(_customer).values(external_id=bindparam("external_id")).inline())
     with app.app_context(), pytest.raises(ValueError, match="link_version"):
         missing.execute(get_session(), {"external_id": "c-1"})
+
+
+def test_pooled_connections_the_server_closed_are_replaced_unseen(app, client, db_backend):
+    """A PostgreSQL restart (here: the server ending every connection of this app) costs no
+    request an error: the pool hands out a new connection instead of a dead one."""
+    if db_backend != "postgres":
+        pytest.skip("SQLite connections are files, not sessions a server can end")
+    assert client.get("/readyz").status_code == 200
+    with app.app_context():
+        engine = get_engine()
+        held = [engine.connect() for _ in range(3)]  # the pool now holds a few connections
+        for conn in held:
+            conn.close()
+        pids = _backend_pids(engine)
+        assert pids
+    admin = create_engine(engine.url.render_as_string(hide_password=False))
+    with admin.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(pid) FROM unnest(:pids) AS pid"),
+                      {"pids": pids})  # fmt: skip
+    admin.dispose()
+    time.sleep(0.2)  # the farewells reach the app's sockets
+    for _ in range(5):
+        assert client.get("/readyz").status_code == 200
+
+
+def _backend_pids(engine):
+    # Every connection the pool holds, checked out at once so that each is a different one.
+    conns = [engine.connect() for _ in range(engine.pool.checkedin())]
+    try:
+        return [c.exec_driver_sql("SELECT pg_backend_pid()").scalar() for c in conns]
+    finally:
+        for c in conns:
+            c.close()
