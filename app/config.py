@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.mail.addresses import UndeliverableAddress, wire_address
+
 PREFIX = "KAIDOKI_"
 SETTINGS_KEY = "kaidoki.settings"
 ENVIRONMENTS = ("production", "demo", "test")
@@ -143,8 +145,11 @@ def _delivery_settings(
     if smtp is None and env == "production":
         errors.append(f"{PREFIX}SMTP_URL is required (the demo keeps mail in a database mailbox)")
     mail_from = get("MAIL_FROM", f"Kaidoki <no-reply@{host}>") or ""
-    if "@" not in mail_from:
-        errors.append(f"{PREFIX}MAIL_FROM must be an email address, not {mail_from!r}")
+    try:
+        wire_address(mail_from)
+    except UndeliverableAddress:
+        errors.append(f"{PREFIX}MAIL_FROM must be an email address (perhaps with a name: "
+                      f"Shop <no-reply@shop.example>), not {mail_from!r}")  # fmt: skip
 
     webhook_url = get("WEBHOOK_URL", None)
     webhook_secret = get("WEBHOOK_SECRET", None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import select
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -135,23 +136,46 @@ def make_engine(url: str) -> Engine:
 
         return engine
     engine = create_engine(url, pool_size=5, max_overflow=10)
-    event.listen(engine, "checkout", _gone_away_check)
+    _refuse_dead_connections(engine)
     return engine
 
 
-def _gone_away_check(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-    """Refuse a pooled PostgreSQL connection the server has closed (a restart, an idle
-    timeout, ``pg_terminate_backend``): the pool then opens a new one.
+IDLE_PING_SECONDS = 30.0
+"""A pooled PostgreSQL connection idle longer than this is pinged before it is handed out."""
+_IDLE_SINCE = "kaidoki.idle_since"
+
+
+def _refuse_dead_connections(engine: Engine) -> None:
+    """Make the pool refuse a PostgreSQL connection that is gone, and open a new one instead.
 
     In place of ``pool_pre_ping``, which spent a round trip on every checkout, as much as a
-    link page's one query. A server says goodbye before it closes a connection, so a closed
-    one has something to read (the farewell, or end of file) and an idle open one nothing:
-    whatever is there, the connection is not one to hand out.
+    link page's one query. A server says goodbye before it closes a connection (a restart, an
+    idle timeout, ``pg_terminate_backend``, a crashed backend), so a closed one has something
+    to read, the farewell or end of file, and an idle open one nothing: whatever is there, the
+    connection is not one to hand out. A connection can also die silently (the server's host
+    down, a failover, a firewall forgetting it): one idle for ``IDLE_PING_SECONDS`` is pinged
+    as well. A busy pool's connections are never idle that long, and a dead connection is
+    seldom found any other way than by being idle.
     """
-    if dbapi_conn.closed or dbapi_conn.broken:
-        raise DisconnectionError("connection closed")
-    if select.select([dbapi_conn.fileno()], [], [], 0)[0]:
-        raise DisconnectionError("the server closed the connection, or sent unasked-for data")
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_conn.closed or dbapi_conn.broken:
+            raise DisconnectionError("connection closed")
+        poller = select.poll()  # not select.select: that fails for descriptors past 1023
+        poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        if poller.poll(0):
+            raise DisconnectionError("the server closed the connection, or sent unasked-for data")
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is not None and time.monotonic() - idle_since > IDLE_PING_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_conn)
+            except engine.dialect.loaded_dbapi.Error as error:
+                raise DisconnectionError(f"no answer to a ping: {error}") from error
 
 
 def _begin_on_sqlite(dbapi_conn: Any, read_only: bool) -> None:

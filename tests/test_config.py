@@ -70,3 +70,15 @@ def test_readme_configuration_table_lists_every_setting_in_order():
     readme = (ROOT / "README.md").read_text()
     documented = re.findall(r"^\| `(KAIDOKI_[A-Z_]+)` \|", readme, flags=re.MULTILINE)
     assert documented == setting_names()
+
+
+@pytest.mark.parametrize("mail_from", ["no-reply", "買い時 <no-reply@-例え.jp>", "Shop <>"])
+def test_a_sender_that_is_no_email_address_is_refused(tmp_path, mail_from):
+    with pytest.raises(ConfigError, match="KAIDOKI_MAIL_FROM must be an email address"):
+        load_settings({"KAIDOKI_ENV": "test", "KAIDOKI_MAIL_FROM": mail_from}, tmp_path)
+
+
+def test_a_sender_may_have_a_name_in_japanese(tmp_path):
+    environ = {"KAIDOKI_ENV": "test", "KAIDOKI_MAIL_FROM": "買い時 <no-reply@例え.jp>"}
+    settings = load_settings(environ, tmp_path)
+    assert settings.mail_from == "買い時 <no-reply@例え.jp>"

@@ -3,10 +3,12 @@ connections the database server closed are not handed out."""
 
 import time
 
+import psycopg
 import pytest
 from sqlalchemy import bindparam, create_engine, insert, text, update
 from sqlalchemy.exc import IntegrityError
 
+from app import db
 from app.db import Prepared, get_engine, get_session, table_of
 from app.models import Customer, Locale
 from tests.factories import NOW
@@ -87,3 +89,29 @@ def _backend_pids(engine):
     finally:
         for c in conns:
             c.close()
+
+
+def test_a_pooled_connection_that_died_silently_is_found_by_its_idle_ping(
+    app, client, db_backend, monkeypatch
+):
+    """A connection whose server went away without a word (a failover, a firewall that forgot
+    it) looks alive on its socket: one idle a while is pinged, and replaced if the ping fails."""
+    if db_backend != "postgres":
+        pytest.skip("SQLite connections are files, not sessions a server can end")
+    assert client.get("/readyz").status_code == 200
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.05)
+    time.sleep(0.1)
+    with app.app_context():
+        dialect = get_engine().dialect
+    pings = []
+
+    def ping_into_the_void(dbapi_conn):
+        pings.append(dbapi_conn)
+        if len(pings) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return True
+
+    monkeypatch.setattr(dialect, "do_ping", ping_into_the_void)
+    assert client.get("/readyz").status_code == 200
+    assert len(pings) >= 1
+    assert pings[0].closed  # the dead one was thrown away

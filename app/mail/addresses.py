@@ -1,16 +1,19 @@
 """Email addresses as they go on the wire, including internationalised ones.
 
-A domain outside ASCII (``hanako@例え.jp``) has an ASCII form (IDNA, ``xn--r8jz45g.jp``) that
-every server accepts, so it is written that way in the envelope and the headers alike. A local
-part outside ASCII (``jösé@example.com``) has none: it can only be sent to a server that offers
-SMTPUTF8 (RFC 6531), with the header left in UTF-8 (RFC 6532).
+A domain outside ASCII (``hanako@例え.jp``) has an ASCII form (IDNA 2008 with UTS #46 mapping,
+``xn--r8jz45g.jp``; Python's own ``idna`` codec is IDNA 2003, which maps ``faß.de`` to another
+domain, ``fass.de``) that every server accepts, so it is written that way in the envelope and
+the headers alike. A local part outside ASCII (``jösé@example.com``) has none: it can only be
+sent to a server that offers SMTPUTF8 (RFC 6531), with the header left in UTF-8 (RFC 6532).
 """
 
 from __future__ import annotations
 
 from email.headerregistry import Address
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr, parseaddr, unquote
 from functools import lru_cache
+
+import idna
 
 
 class UndeliverableAddress(ValueError):
@@ -19,16 +22,19 @@ class UndeliverableAddress(ValueError):
 
 @lru_cache(maxsize=1024)
 def wire_address(address: str) -> str:
-    """``address`` with its domain in ASCII; raises UndeliverableAddress if it has no such
-    form (or no ``@`` at all)."""
+    """The bare address (``a@b``) with its domain in ASCII; raises UndeliverableAddress if
+    the domain has no such form, or there is no address at all. ``address`` may carry a
+    display name (``Name <a@b>``)."""
+    if not address.isascii() or "<" in address or " " in address:
+        address = parseaddr(address)[1] or address
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
         raise UndeliverableAddress(f"{address!r} is not an email address")
     if domain.isascii():
         return address
     try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError as error:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as error:
         raise UndeliverableAddress(f"{address!r}: its domain has no ASCII form ({error})") from None
     return f"{local}@{ascii_domain}"
 
@@ -56,4 +62,4 @@ def header_address(value: str) -> str:
         return formataddr((name, address), charset="utf-8")
     # Only an SMTPUTF8 server will take it, and there the header is UTF-8 too (RFC 6532).
     local, _, domain = address.rpartition("@")
-    return str(Address(display_name=name, username=local, domain=domain))
+    return str(Address(display_name=name, username=unquote(local), domain=domain))

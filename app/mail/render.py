@@ -85,10 +85,10 @@ def _in_locale(locale: str) -> AbstractContextManager[None]:
 
 # Messages are written out directly rather than through ``email.message``: every header value
 # here is ASCII once the subject and display names are RFC 2047-encoded (``_ascii_header``, and
-# ``addresses.header_address`` for addresses; only a local part outside ASCII stays UTF-8), and
-# bodies are base64 in 76-character lines, so the generic generator and its header folding (most
-# of the cost of a morning's prompts) have nothing to add. The tests parse every message back
-# with the standard library's parser.
+# ``addresses.header_address`` for addresses; only an address whose local part is outside ASCII
+# stays UTF-8, with its name, as RFC 6532 allows), and bodies are base64 in 76-character lines,
+# so the generic generator and its header folding (most of the cost of a morning's prompts)
+# have nothing to add. The tests parse every message back with the standard library's parser.
 CRLF = "\r\n"
 
 

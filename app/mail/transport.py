@@ -106,37 +106,45 @@ def _sendmail(
     """``smtplib.SMTP.sendmail`` for one recipient, reading the MAIL FROM reply only after
     ``while_waiting`` has run, and with SMTPUTF8 for an address that needs it.
 
-    Raises _Stale if the server hung up before accepting the sender (an idle connection it
-    closed), UndeliverableAddress if an address cannot be given to this server at all. A
-    server that hangs up later, perhaps after taking the message, raises
-    ``SMTPServerDisconnected``: the outbox tries again later, with the same Message-ID.
+    Raises _Stale if the server hung up (or said it would, 421) before accepting the sender:
+    an idle connection it closed. UndeliverableAddress if the recipient's address cannot be
+    given to this server at all. A server that hangs up later, perhaps after taking the
+    message, raises ``SMTPServerDisconnected``: the outbox tries again later, with the same
+    Message-ID.
     """
-    mail_from, to = wire_address(mail_from), wire_address(to)
+    sender, recipient = wire_address(mail_from), wire_address(to)
     try:
         conn.ehlo_or_helo_if_needed()
         options = [f"size={len(data)}"] if conn.does_esmtp and conn.has_extn("size") else []
-        if needs_smtputf8(mail_from, to):
+        if needs_smtputf8(sender, recipient):
             if not conn.has_extn("smtputf8"):
+                if needs_smtputf8(sender):  # the configuration's, not this email's, problem
+                    raise smtplib.SMTPNotSupportedError(
+                        f"the sender {sender!r} needs SMTPUTF8, which the SMTP server lacks"
+                    )
                 raise UndeliverableAddress(
-                    f"{to!r} needs SMTPUTF8, which the SMTP server does not offer"
+                    f"{recipient!r} needs SMTPUTF8, which the SMTP server does not offer"
                 )
             options.append("SMTPUTF8")
             if conn.has_extn("8bitmime"):
                 options.append("BODY=8BITMIME")  # the UTF-8 headers are 8-bit
             conn.command_encoding = "utf-8"  # as smtplib.SMTP.mail does; reset below
-        conn.putcmd("mail", " ".join([f"FROM:{smtplib.quoteaddr(mail_from)}", *options]))
+        conn.putcmd("mail", " ".join([f"FROM:{smtplib.quoteaddr(sender)}", *options]))
         while_waiting()
         code, reply = conn.getreply()
+        if code == 421:  # closing (an idle timeout, say): nothing of this email was taken
+            conn.close()
+            raise smtplib.SMTPServerDisconnected(f"{code} {reply.decode(errors='replace')}")
     except smtplib.SMTPServerDisconnected as error:
         raise _Stale(*error.args) from error
     try:
         if code != 250:
             _abandon(conn, code)
-            raise smtplib.SMTPSenderRefused(code, reply, mail_from)
-        code, reply = conn.rcpt(to)
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        code, reply = conn.rcpt(recipient)
         if code not in (250, 251):
             _abandon(conn, code)
-            raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
         code, reply = conn.data(data)
         if code != 250:
             _abandon(conn, code)

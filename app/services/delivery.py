@@ -116,8 +116,8 @@ def _deliver_each(
                 record_accepted()
             except (smtplib.SMTPException, OSError, WebhookFailed, UndeliverableAddress) as exc:
                 session.rollback()
-                if smtp is not None:
-                    smtp.close()
+                if smtp is not None and not isinstance(exc, UndeliverableAddress):
+                    smtp.close()  # refused before any command: the connection is fine
                 error = f"{type(exc).__name__}: {exc}"
                 status = outbox.mark_failed(
                     session, message.id, worker, clock(), error,

@@ -125,7 +125,7 @@ def send_claimed(
             logger.exception("could not render the prompt email for customer %s (prompts %s); "
                              "trying again in %s", items[0]["customer_id"],
                              [item["id"] for item in items], RENDER_RETRY)  # fmt: skip
-            unrendered.append([item["id"] for item in items])
+            unrendered.append(items)
             continue
         outgoing.append(_Outgoing(items, message_id, payload))
     if not outgoing and not unrendered:
@@ -133,11 +133,11 @@ def send_claimed(
     # Since the decisions, another dispatcher may have emailed one of these customers, or a
     # sync changed one's address (revoking the links) or language.
     ids = [o.customer_id for o in outgoing]
-    lock_customers(session, ids)
+    lock_customers(session, ids + [items[0]["customer_id"] for items in unrendered])
     failed = sum(
-        _finish(session, worker, prompt_ids, now, status=PromptStatus.SCHEDULED,
-                due_at=now + RENDER_RETRY, claimed_by=None)
-        for prompt_ids in unrendered
+        _finish(session, worker, [item["id"] for item in items], now,
+                status=PromptStatus.SCHEDULED, due_at=now + RENDER_RETRY, claimed_by=None)
+        for items in unrendered
     )  # fmt: skip
     recent = _recent_emails(session, ids, now)
     current = _load_claimed(session, worker, ids)

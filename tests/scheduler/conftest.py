@@ -36,6 +36,7 @@ class Inbox:
     messages: list[bytes] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)  # each message's RCPT TO
+    senders: list[str] = field(default_factory=list)  # each message's MAIL FROM
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -45,6 +46,7 @@ class Inbox:
             self.messages.append(envelope.content)
             self.ids.append(message_id)
             self.recipients.append(list(envelope.rcpt_tos))
+            self.senders.append(envelope.mail_from)
         return "250 Message accepted for delivery"
 
     def message_ids(self) -> list[str]:

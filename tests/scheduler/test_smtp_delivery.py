@@ -154,3 +154,36 @@ def test_a_server_hanging_up_after_taking_the_message_is_not_sent_it_again_at_on
     with smtp_app.app_context():
         [row] = get_session().query(Outbox).all()
         assert (row.status, row.attempts) == (OutboxStatus.PENDING, 1)
+
+
+def test_a_sender_named_in_japanese_needs_no_smtputf8(make_app, database_url, smtp_server, app):
+    named = make_app(database_url, KAIDOKI_SMTP_URL=smtp_server.url,
+                     KAIDOKI_MAIL_FROM="買い時 <no-reply@例え.jp>")  # fmt: skip
+    _one_prompt(named)
+    dispatch(named)
+    assert deliver(named).delivered == 1
+    assert smtp_server.inbox.senders == ["no-reply@xn--r8jz45g.jp"]
+    sender = parse(smtp_server.inbox.messages[0])["From"].addresses[0]
+    assert (sender.display_name, sender.addr_spec) == ("買い時", "no-reply@xn--r8jz45g.jp")
+
+
+def test_a_server_closing_an_idle_connection_with_421_gets_the_email_on_a_new_one(
+    smtp_app, smtp_server, monkeypatch
+):
+    """Postfix and Exim answer 421 to the next command after an idle timeout: nothing of the
+    email was taken, so it goes at once on a new connection, not as a failed attempt."""
+    _one_prompt(smtp_app)
+    dispatch(smtp_app)
+    refused: list[str] = []
+
+    async def handle_mail(server, session, envelope, address, options):
+        if not refused:
+            refused.append(address)
+            return "421 4.4.2 idle too long, closing"
+        envelope.mail_from = address
+        return "250 OK"
+
+    monkeypatch.setattr(smtp_server.inbox, "handle_MAIL", handle_mail, raising=False)
+    result = deliver(smtp_app)
+    assert (result.delivered, result.failed) == (1, 0)
+    assert len(refused) == 1 and len(smtp_server.inbox.messages) == 1
