@@ -12,6 +12,7 @@ from __future__ import annotations
 from email.headerregistry import Address
 from email.utils import formataddr, parseaddr, unquote
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import idna
 
@@ -63,3 +64,14 @@ def header_address(value: str) -> str:
     # Only an SMTPUTF8 server will take it, and there the header is UTF-8 too (RFC 6532).
     local, _, domain = address.rpartition("@")
     return str(Address(display_name=name, username=unquote(local), domain=domain))
+
+
+@lru_cache(maxsize=16)
+def message_id_domain(base_url: str) -> str:
+    """The domain our Message-IDs end in: the service's own host, in ASCII (a Message-ID is
+    a header an ASCII-only server must take too)."""
+    host = urlsplit(base_url).hostname or "localhost"
+    try:
+        return host if host.isascii() else idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return "localhost"

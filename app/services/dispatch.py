@@ -14,7 +14,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +23,7 @@ from app.config import Settings
 from app.db import table_of
 from app.links.tokens import Purpose
 from app.links.urls import link
+from app.mail.addresses import message_id_domain
 from app.mail.render import Envelope, PromptItem, prompt_message, reason_sentence
 from app.models import (
     Customer,
@@ -114,7 +114,7 @@ def send_claimed(
     ready, postponed, cancelled = _sort_claimed(session, settings, worker, customer_ids, now,
                                                 lease)  # fmt: skip
     session.commit()
-    host = urlsplit(settings.base_url).hostname or "localhost"
+    host = message_id_domain(settings.base_url)
     outgoing = []
     unrendered = []
     for items in ready:

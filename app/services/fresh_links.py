@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from flask import render_template
 from flask_babel import force_locale, gettext
@@ -14,6 +13,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.links.tokens import Purpose
 from app.links.urls import link
+from app.mail.addresses import message_id_domain
 from app.mail.render import Envelope, assemble
 from app.models import Customer, Outbox, OutboxKind
 from app.services import outbox
@@ -29,7 +29,7 @@ def send_fresh_link(
     if not customer.email or customer.id is None:
         return False
     window = now.strftime("%Y%m%d%H") + str(now.minute // WINDOW_MINUTES)
-    host = urlsplit(settings.base_url).hostname or "localhost"
+    host = message_id_domain(settings.base_url)
     message_id = f"fresh-link-{customer.id}-{window}@{host}"
     if session.scalar(select(col(Outbox.id)).where(col(Outbox.dedupe_key) == message_id)):
         return False

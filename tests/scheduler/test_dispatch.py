@@ -156,6 +156,16 @@ def test_addresses_outside_ascii_get_their_email(app):
     assert to == ["hanako@xn--r8jz45g.jp", "hans@xn--fa-hia.de", "jösé@example.com"]
 
 
+def test_a_shop_host_outside_ascii_gives_ascii_message_ids(make_app, database_url, app):
+    shop = make_app(database_url, KAIDOKI_BASE_URL="https://買い時.example.jp")
+    _plans(shop, {"customer": "c-1"})
+    assert dispatch(shop).emails == 1
+    deliver(shop)
+    [message] = mailbox(shop)
+    assert message["Message-ID"].endswith("@xn--n8jt93n2dy.example.jp>")
+    assert "https://買い時.example.jp/l/p/" in text_part(message)
+
+
 def test_weekly_limit_postpones_further_prompts_until_the_week_has_passed(app):
     _plans(app, {"product": "p-1"})
     dispatch(app)
