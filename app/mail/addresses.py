@@ -31,13 +31,16 @@ def wire_address(address: str) -> str:
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
         raise UndeliverableAddress(f"{address!r} is not an email address")
-    if domain.isascii():
-        return address
     try:
-        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+        return f"{local}@{_ascii_domain(domain)}"
     except (idna.IDNAError, UnicodeError) as error:
         raise UndeliverableAddress(f"{address!r}: its domain has no ASCII form ({error})") from None
-    return f"{local}@{ascii_domain}"
+
+
+def _ascii_domain(domain: str) -> str:
+    """``domain`` as it is written on the wire (IDNA 2008); raises ``idna.IDNAError`` or
+    ``UnicodeError`` for one that has no such form."""
+    return domain if domain.isascii() else idna.encode(domain, uts46=True).decode("ascii")
 
 
 def needs_smtputf8(*addresses: str) -> bool:
@@ -72,6 +75,6 @@ def message_id_domain(base_url: str) -> str:
     a header an ASCII-only server must take too)."""
     host = urlsplit(base_url).hostname or "localhost"
     try:
-        return host if host.isascii() else idna.encode(host, uts46=True).decode("ascii")
+        return _ascii_domain(host)
     except (idna.IDNAError, UnicodeError):
         return "localhost"

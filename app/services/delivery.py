@@ -116,8 +116,9 @@ def _deliver_each(
                 record_accepted()
             except (smtplib.SMTPException, OSError, WebhookFailed, UndeliverableAddress) as exc:
                 session.rollback()
+                # An undeliverable address is refused before any command: keep the connection.
                 if smtp is not None and not isinstance(exc, UndeliverableAddress):
-                    smtp.close()  # refused before any command: the connection is fine
+                    smtp.close()
                 error = f"{type(exc).__name__}: {exc}"
                 status = outbox.mark_failed(
                     session, message.id, worker, clock(), error,
