@@ -50,7 +50,13 @@ V_NAMES = (
     "log_visits_since", "log_customer_visits", "log_visits_28d", "log_visits_56d",
     "elapsed_vs_mean", "log_pair_frequency", "product_repeat", "elapsed_vs_norm",
     "log_pair_28d", "log_pair_56d", "pair_visit_share", "log_cadence", "recency_vs_cadence",
+    "product_momentum",
 )  # fmt: skip
+MOMENTUM_DAYS = 28
+"""The product's momentum compares its purchase days in the last ``MOMENTUM_DAYS`` with its
+rate over the ``MOMENTUM_BASE_DAYS`` before them (seasons, launches, fading lines)."""
+MOMENTUM_BASE_DAYS = 56
+MOMENTUM_PRIOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +351,23 @@ def recent_counts(
     return out
 
 
+def product_momentum(pur: Purchases, pair_product: I64, n_products: int, today: int) -> F64:
+    """Per product (by code): log of its purchase days (all customers) in the last
+    ``MOMENTUM_DAYS`` before ``today`` over the number its rate in the ``MOMENTUM_BASE_DAYS``
+    before those predicts, both with ``MOMENTUM_PRIOR`` added; 0 (no change) everywhere when
+    the history does not reach ``MOMENTUM_DAYS`` into the base period."""
+    recent_from = today - MOMENTUM_DAYS
+    base_from = max(int(pur.day.min(initial=today)), recent_from - MOMENTUM_BASE_DAYS)
+    base_days = recent_from - base_from
+    if base_days < MOMENTUM_DAYS:
+        return np.zeros(n_products)
+    prod = pair_product[pur.pair]
+    recent = np.bincount(prod[(pur.day >= recent_from) & (pur.day < today)], minlength=n_products)
+    base = np.bincount(prod[(pur.day >= base_from) & (pur.day < recent_from)], minlength=n_products)
+    expected = base * (MOMENTUM_DAYS / base_days)
+    return np.asarray(np.log((recent + MOMENTUM_PRIOR) / (expected + MOMENTUM_PRIOR)))
+
+
 @dataclass(frozen=True, slots=True)
 class WhetherInputs:
     """Per pair, what is known at the scoring date for the whether-layer (``V_NAMES``)."""
@@ -363,6 +386,7 @@ class WhetherInputs:
     product_repeat: F64  # logit
     product_norm: F64  # mean log interval of the product
     log_cadence: F64  # the customer's shrunk log visit cadence
+    product_momentum: F64  # see product_momentum()
 
 
 def activity_design(w: WhetherInputs) -> F64:
@@ -381,7 +405,7 @@ def activity_design(w: WhetherInputs) -> F64:
             np.log1p(w.visits_56), elapsed_vs_mean, np.log(n / (w.first_age + 7.0)),
             w.product_repeat, np.log(elapsed) - w.product_norm, np.log1p(w.pair_28),
             np.log1p(w.pair_56), np.log((n + 0.5) / (w.n_visits + 1.0)), w.log_cadence,
-            log_rec - w.log_cadence,
+            log_rec - w.log_cadence, w.product_momentum,
         ]
     )  # fmt: skip
 

@@ -43,7 +43,9 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from app.forecast import features as ft
 from app.forecast.features import F64, I64, BatchInput
 
-MODEL_VERSION = "lncure-3"
+MODEL_VERSION = "lncure-4"
+UPGRADABLE_VERSIONS = ("lncure-3",)
+"""Stored before the whether-layer had ``product_momentum``: read as if its coefficient were 0."""
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
@@ -165,8 +167,9 @@ class PopulationParams:
     """Fitted population parameters; JSON-safe via ``to_dict`` / ``from_dict``.
 
     ``product_norms`` maps product id -> (norm: mean log interval, repeat: logit of the share of
-    purchases followed by another one), both shrunk toward the global values, which are the
-    fallback for unseen products. ``interval_alpha`` holds the calibrated tail level a of the
+    purchases followed by another one, both shrunk toward the global values, which are the
+    fallback for unseen products; momentum: ``features.product_momentum`` on ``fitted_on``, 0
+    for unseen products). ``interval_alpha`` holds the calibrated tail level a of the
     80 % interval [q_a, q_(1-a)] for the "model" and "population" methods; ``activity`` the
     coefficients of the whether-layer (``features.V_NAMES``, for pairs with history, then for
     cold starts; empty: the timing model's own P(active)); ``prompt_threshold`` the default
@@ -179,7 +182,7 @@ class PopulationParams:
     global_norm: float
     global_repeat: float
     global_log_cadence: float
-    product_norms: dict[str, tuple[float, float]]
+    product_norms: dict[str, tuple[float, float, float]]
     interval_alpha: dict[str, float] = field(
         default_factory=lambda: {"model": 0.1, "population": 0.1}
     )
@@ -198,7 +201,7 @@ class PopulationParams:
             "global_norm": self.global_norm,
             "global_repeat": self.global_repeat,
             "global_log_cadence": self.global_log_cadence,
-            "product_norms": {k: [v[0], v[1]] for k, v in self.product_norms.items()},
+            "product_norms": {k: list(v) for k, v in self.product_norms.items()},
             "interval_alpha": dict(self.interval_alpha),
             "activity": list(self.activity),
             "global_customer_share": self.global_customer_share,
@@ -210,18 +213,21 @@ class PopulationParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PopulationParams:
-        if d.get("model_version") != MODEL_VERSION:
+        if d.get("model_version") in UPGRADABLE_VERSIONS:
+            d = _with_momentum(d)
+        elif d.get("model_version") != MODEL_VERSION:
             raise ValueError(f"unsupported model_version {d.get('model_version')!r}")
         ll = d.get("loglike")
         return cls(
-            model_version=str(d["model_version"]),
+            model_version=MODEL_VERSION,
             fitted_on=str(d["fitted_on"]),
             params=tuple(float(v) for v in d["params"]),
             global_norm=float(d["global_norm"]),
             global_repeat=float(d["global_repeat"]),
             global_log_cadence=float(d["global_log_cadence"]),
             product_norms={
-                str(k): (float(v[0]), float(v[1])) for k, v in d["product_norms"].items()
+                str(k): (float(v[0]), float(v[1]), float(v[2]))
+                for k, v in d["product_norms"].items()
             },
             interval_alpha={str(k): float(v) for k, v in d["interval_alpha"].items()},
             activity=tuple(float(v) for v in d.get("activity", ())),
@@ -236,6 +242,17 @@ class PopulationParams:
         p = np.asarray(self.params, dtype=np.float64)
         kx, kz = len(ft.X_NAMES), len(ft.Z_NAMES)
         return p[:kx], p[kx : kx + kz], p[kx + kz :]
+
+
+def _with_momentum(d: dict[str, Any]) -> dict[str, Any]:
+    """Parameters stored before the whether-layer had ``product_momentum`` (the last of
+    ``features.V_NAMES``) with momentum 0 and a 0 coefficient for it: they score as they did
+    until the next refit."""
+    k = len(ft.V_NAMES) - 1
+    old = list(d.get("activity", ()))
+    activity = [*old[:k], 0.0, *old[k:], 0.0] if len(old) == 2 * k else old
+    norms = {key: [*v[:2], 0.0] for key, v in d["product_norms"].items()}
+    return d | {"activity": activity, "product_norms": norms}
 
 
 def product_norms_from(
@@ -298,6 +315,7 @@ class _Fit:
     n_rows: int
     norm: F64
     repeat: F64
+    momentum: F64
     g_norm: float
     g_repeat: float
     g_cad: float
@@ -306,7 +324,7 @@ class _Fit:
 
     def params(self, batch: BatchInput, today: int, seed: int) -> PopulationParams:
         norms = {
-            pid: (float(self.norm[i]), float(self.repeat[i]))
+            pid: (float(self.norm[i]), float(self.repeat[i]), float(self.momentum[i]))
             for i, pid in enumerate(batch.product_ids)
         }
         return PopulationParams(
@@ -357,6 +375,7 @@ def _fit_at(
     stats = ft.row_stats(pur)
     n_products = len(batch.product_ids)
     norm, repeat, g_norm, g_repeat = product_norms_from(pur, stats, batch.pair_product, n_products)
+    momentum = ft.product_momentum(pur, batch.pair_product, n_products, today)
     n_cust = int(batch.pair_customer.max(initial=-1)) + 1
     nv, span = ft.customer_visits(pur, batch.pair_customer, n_cust)
     g_cad = ft.pooled_log_cadence(nv, span)
@@ -400,8 +419,8 @@ def _fit_at(
         "model": _calibrate_alpha(mu, sigma, gap, censor, weights, stats.k[rows] >= 1),
         "population": _calibrate_alpha(mu, sigma, gap, censor, weights, stats.k[rows] == 0),
     }
-    return _Fit(theta, float(model.loglike(theta)), int(rows.shape[0]), norm, repeat, g_norm,
-                g_repeat, g_cad, g_cust_share, alpha)  # fmt: skip
+    return _Fit(theta, float(model.loglike(theta)), int(rows.shape[0]), norm, repeat, momentum,
+                g_norm, g_repeat, g_cad, g_cust_share, alpha)  # fmt: skip
 
 
 def _calibrate_alpha(

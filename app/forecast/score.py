@@ -67,16 +67,18 @@ class Prepared:
 
 def _product_arrays(
     params: PopulationParams, product_ids: tuple[str, ...], default_interval: F64 | None
-) -> tuple[F64, F64]:
+) -> tuple[F64, F64, F64]:
+    """Per product code: norm, repeat logit and momentum as fitted (``product_norms``)."""
     norm = np.full(len(product_ids), params.global_norm)
     repeat = np.full(len(product_ids), params.global_repeat)
+    momentum = np.zeros(len(product_ids))
     for i, pid in enumerate(product_ids):
         got = params.product_norms.get(pid)
         if got is not None:
-            norm[i], repeat[i] = got
+            norm[i], repeat[i], momentum[i] = got
         elif default_interval is not None and np.isfinite(default_interval[i]):
             norm[i] = np.log(default_interval[i])
-    return norm, repeat
+    return norm, repeat, momentum
 
 
 def prepare(
@@ -103,7 +105,9 @@ def prepare(
             pur.censor_ge, pur.answered,
         )  # fmt: skip
         stats = ft.row_stats(pur)
-    norm, repeat = _product_arrays(params, batch.product_ids, default_interval)
+    # Momentum as of the fit, computed from every customer's purchases: a batch of one
+    # customer's pairs (an order sync) could not tell it.
+    norm, repeat, momentum = _product_arrays(params, batch.product_ids, default_interval)
     n_cust = int(batch.pair_customer.max(initial=-1)) + 1
     cv = ft.visit_days(pur, batch.pair_customer, n_cust)
     nv, span = ft.customer_visits(pur, batch.pair_customer, n_cust, cv)
@@ -145,7 +149,7 @@ def prepare(
     vx = ft.activity_design(
         ft.WhetherInputs(
             pur.count, today - last_day, today - first_day, customer_repeat, recency, since,
-            n_visits, v28, v56, p28, p56, repeat[prod], norm[prod], lcad,
+            n_visits, v28, v56, p28, p56, repeat[prod], norm[prod], lcad, momentum[prod],
         )
     )  # fmt: skip
     return Prepared(

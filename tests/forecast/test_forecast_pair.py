@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from statsmodels.tools.numdiff import approx_fprime
 
 from app.forecast import (
@@ -15,8 +16,17 @@ from app.forecast import (
     forecast_pair,
     score_batch,
 )
+from app.forecast.features import (
+    MOMENTUM_PRIOR,
+    V_NAMES,
+    BatchInput,
+    Purchases,
+    empty_answers,
+    product_momentum,
+    purchases_before,
+)
 from app.forecast.metrics import interval_coverage
-from app.forecast.model import CensoredCureLogNormal
+from app.forecast.model import MODEL_VERSION, CensoredCureLogNormal
 
 from .conftest import TODAY, synthetic_batch
 
@@ -182,8 +192,6 @@ def test_forecast_pair_rejects_empty_history(params: PopulationParams) -> None:
 
 
 def test_whether_layer_is_fitted_before_today_and_round_trips(params: PopulationParams) -> None:
-    from app.forecast.features import V_NAMES
-
     assert len(params.activity) == 2 * len(V_NAMES)
     assert 0.0 <= params.prompt_threshold <= 1.0
     again = PopulationParams.from_dict(json.loads(json.dumps(params.to_dict())))
@@ -244,3 +252,66 @@ def test_explanation_says_when_the_minimum_interval_holds_the_prompt_back() -> N
         "; asking today, as that day has already passed"
     )
     assert prompt_clause(values, None, last, today) == ""
+
+
+def _purchases(product_days: list[tuple[int, list[int]]]) -> tuple[Purchases, NDArray[np.int64]]:
+    """One pair per (product code, purchase days)."""
+    pair_product = np.array([p for p, _ in product_days], dtype=np.int64)
+    pairs = np.concatenate([np.full(len(d), i) for i, (_, d) in enumerate(product_days)])
+    days = np.concatenate([np.array(d) for _, d in product_days])
+    batch = BatchInput(
+        pair_product, np.arange(len(product_days)), ("steady", "rising"), pairs.astype(np.int64),
+        days.astype(np.int64), np.ones(len(days)), *empty_answers(),
+    )  # fmt: skip
+    return purchases_before(batch, 1000), pair_product
+
+
+def test_product_momentum_compares_the_last_4_weeks_with_the_8_before() -> None:
+    # Customers of product 0 buy every 7 days throughout; product 1's start buying 4 weeks ago.
+    steady = [(0, list(range(900, 1000, 7))) for _ in range(5)]
+    rising = [(1, list(range(972, 1000, 7))) for _ in range(5)]
+    pur, pair_product = _purchases(steady + rising)
+    momentum = product_momentum(pur, pair_product, 2, 1000)
+    assert abs(momentum[0]) < 0.15
+    assert momentum[1] == pytest.approx(np.log((20 + MOMENTUM_PRIOR) / MOMENTUM_PRIOR))
+    # With less than 4 weeks of history before the last 4 there is nothing to compare with.
+    pur, pair_product = _purchases([(0, [960, 980]), (1, [990])])
+    assert np.all(product_momentum(pur, pair_product, 2, 1000) == 0.0)
+
+
+def test_parameters_stored_before_momentum_score_as_they_did(
+    synthetic, params: PopulationParams
+) -> None:
+    k = len(V_NAMES)
+    old = params.to_dict()
+    old["model_version"] = "lncure-3"
+    old["product_norms"] = {p: v[:2] for p, v in old["product_norms"].items()}
+    old["activity"] = [*old["activity"][: k - 1], *old["activity"][k : 2 * k - 1]]
+    upgraded = PopulationParams.from_dict(old)
+    assert upgraded.model_version == MODEL_VERSION
+    assert [v[2] for v in upgraded.product_norms.values()] == [0.0, 0.0]
+    # Their momentum coefficients are 0: what momentum is stored changes nothing.
+    assert upgraded.activity[k - 1] == upgraded.activity[2 * k - 1] == 0.0
+    assert upgraded.activity[: k - 1] == params.activity[: k - 1]
+    shifted = replace(upgraded, product_norms={p: (*v[:2], 3.0) for p, v in
+                                               upgraded.product_norms.items()})  # fmt: skip
+    a = score_batch(synthetic, upgraded, TODAY, 28)
+    b = score_batch(synthetic, shifted, TODAY, 28)
+    assert np.array_equal(a.p_within, b.p_within)
+    # With a coefficient, the momentum stored with the parameters is what the scorer reads
+    # (a single customer's pairs, as an order sync scores them, could not tell it).
+    weighted = list(params.activity)
+    weighted[k - 1] = weighted[2 * k - 1] = 0.5
+    fitted = replace(params, activity=tuple(weighted))
+    moved = replace(fitted, product_norms={p: (*v[:2], 3.0) for p, v in
+                                           fitted.product_norms.items()})  # fmt: skip
+    assert np.all(
+        score_batch(synthetic, moved, TODAY, 28).p_within
+        >= score_batch(synthetic, fitted, TODAY, 28).p_within
+    )
+    assert not np.array_equal(
+        score_batch(synthetic, fitted, TODAY, 28).p_within,
+        score_batch(synthetic, moved, TODAY, 28).p_within,
+    )
+    with pytest.raises(ValueError, match="unsupported model_version"):
+        PopulationParams.from_dict(old | {"model_version": "lncure-2"})
