@@ -287,6 +287,8 @@ class Prompt(SQLModel, table=True):
     answered_quantity: int | None = None
     snooze_days: int | None = None
     cancel_reason: str | None = Field(default=None, max_length=50)
+    # Failed attempts to render its email (a bug or bad stored data): each one waits longer.
+    render_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
 

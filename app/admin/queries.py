@@ -107,6 +107,16 @@ def rescores_waiting(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(PlanRescore)) or 0
 
 
+def unrenderable_prompts(session: Session) -> int:
+    """Scheduled prompts whose email failed to render at least once (the scheduler's log has
+    why): a bug or bad stored data, retried with a growing wait. Read through the (status,
+    due_at) index: scheduled prompts are those due within about two days."""
+    query = select(func.count()).where(
+        col(Prompt.status) == PromptStatus.SCHEDULED, col(Prompt.render_failures) > 0
+    )
+    return session.scalar(query) or 0
+
+
 def deliveries(status: OutboxStatus | None, kind: str | None) -> Select[Any]:
     query = select(Outbox).order_by(col(Outbox.id).desc())
     if status is not None:

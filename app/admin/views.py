@@ -46,6 +46,7 @@ def dashboard() -> str:
         rates=[queries.answer_rates(session, now, d) for d in (7, 30)],
         backlog=outbox.backlog(session, outbox.WAITING_OR_DEAD),
         rescores=queries.rescores_waiting(session),
+        unrenderable=queries.unrenderable_prompts(session),
         accuracy=queries.forecast_accuracy(session, today),
         conversion=queries.first_to_second(session, today),
         chart=bar_chart("Prompts due per day, next 30 days", days, scheduled),

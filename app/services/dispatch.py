@@ -42,6 +42,15 @@ GROUP_WINDOW = timedelta(days=3)
 """A customer's prompts due within this window of the first go out together in one email."""
 WEEK = timedelta(days=7)
 RENDER_RETRY = timedelta(hours=1)
+RENDER_RETRY_MAX = timedelta(days=1)
+
+
+def render_retry(failures: int) -> timedelta:
+    """Wait after a prompt's ``failures``-th failed render: 1 h, 2 h, 4 h, ... capped at a day
+    (a lasting fault is logged about daily, not hourly; a systemic one sends once it is mended,
+    not at a give-up)."""
+    wait: timedelta = RENDER_RETRY * 2 ** min(failures - 1, 10)
+    return min(wait, RENDER_RETRY_MAX)
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class DispatchResult:
     postponed: int = 0
     cancelled: int = 0
     # Prompts whose email could not be rendered (a bug or bad stored data; logged): they are
-    # tried again after RENDER_RETRY, without holding up the other customers' emails.
+    # tried again after ``render_retry``, without holding up the other customers' emails.
     failed: int = 0
 
 
@@ -122,9 +131,11 @@ def send_claimed(
         try:
             payload = _build(settings, items, message_id, now)
         except Exception:
-            logger.exception("could not render the prompt email for customer %s (prompts %s); "
-                             "trying again in %s", items[0]["customer_id"],
-                             [item["id"] for item in items], RENDER_RETRY)  # fmt: skip
+            failures = 1 + max(item["render_failures"] for item in items)
+            logger.exception("could not render the prompt email for customer %s (prompts %s, "
+                             "attempt %d); trying again in %s", items[0]["customer_id"],
+                             [item["id"] for item in items], failures,
+                             render_retry(failures))  # fmt: skip
             unrendered.append(items)
             continue
         outgoing.append(_Outgoing(items, message_id, payload))
@@ -134,11 +145,7 @@ def send_claimed(
     # sync changed one's address (revoking the links) or language.
     ids = [o.customer_id for o in outgoing]
     lock_customers(session, ids + [items[0]["customer_id"] for items in unrendered])
-    failed = sum(
-        _finish(session, worker, [item["id"] for item in items], now,
-                status=PromptStatus.SCHEDULED, due_at=now + RENDER_RETRY, claimed_by=None)
-        for items in unrendered
-    )  # fmt: skip
+    failed = sum(_held_back(session, worker, items, now) for items in unrendered)
     recent = _recent_emails(session, ids, now)
     current = _load_claimed(session, worker, ids)
     allowed = []
@@ -209,6 +216,16 @@ def _rendered_for(items: list[dict[str, Any]]) -> tuple[Any, ...]:
     first = items[0]
     return tuple(first[k] for k in ("email", "customer_name", "locale", "link_version",
                                     "unsubscribed_at"))  # fmt: skip
+
+
+def _held_back(session: Session, worker: str, items: list[dict[str, Any]], now: datetime) -> int:
+    """A customer's prompts whose email failed to render: back to scheduled, each failure
+    counted, due again after ``render_retry``."""
+    failures = 1 + max(item["render_failures"] for item in items)
+    prompt = table_of(Prompt)
+    return _finish(session, worker, [item["id"] for item in items], now,
+                   status=PromptStatus.SCHEDULED, due_at=now + render_retry(failures),
+                   claimed_by=None, render_failures=prompt.c.render_failures + 1)  # fmt: skip
 
 
 def _postpone(
@@ -325,6 +342,7 @@ def _load_claimed(
             prompt.c.nonce,
             prompt.c.quantity,
             prompt.c.customer_id,
+            prompt.c.render_failures,
             plan.c.median_on,
             plan.c.explanation,
             plan.c.explanation_data,

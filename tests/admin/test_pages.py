@@ -177,6 +177,22 @@ def test_the_dashboard_shows_answered_plans_waiting_for_their_rescore(shop, oper
     assert "waiting for their re-score: 3" in operator.get("/admin/").text
 
 
+def test_the_dashboard_counts_prompts_whose_email_failed_to_render(shop, operator):
+    assert "failed to render" not in operator.get("/admin/").text
+    with shop.app_context():
+        session = get_session()
+        for plan in session.query(Plan):
+            plan.explanation_data = {**(plan.explanation_data or {}), "runout_on": "soon"}
+        session.commit()
+    failed = dispatch(shop, NOW).failed
+    assert failed > 0
+    page = operator.get("/admin/")
+    assert (
+        f"Prompts whose email failed to render (retried; the scheduler's log says why): {failed}"
+        in page.text
+    )
+
+
 def test_a_synced_reorder_is_checked_against_its_forecast_on_the_dashboard(
     shop, operator, client, auth
 ):

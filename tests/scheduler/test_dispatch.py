@@ -143,6 +143,29 @@ def test_an_email_that_cannot_be_rendered_holds_up_no_other_customer(app, caplog
     assert [m["To"] for m in mailbox(app)] == ["c-2@example.jp", "c-1@example.jp"]
 
 
+def test_an_email_that_keeps_failing_to_render_waits_longer_each_time(app, caplog):
+    """1 h, 2 h, 4 h ... capped at a day: a lasting fault is logged about daily, and the prompt
+    is never given up on (a systemic fault, say a bad deploy, must not cancel every prompt)."""
+    _plans(app, {})
+    with app.app_context():
+        session = get_session()
+        plan = session.scalars(select(Plan)).one()
+        plan.explanation_data = {**(plan.explanation_data or {}), "runout_on": "soon"}
+        session.commit()
+    at, waits = NOW, []
+    for _ in range(7):
+        assert dispatch(app, at).failed == 1
+        [prompt] = prompt_rows(app)
+        waits.append(prompt.due_at - at)
+        at = prompt.due_at
+    hours = [w / timedelta(hours=1) for w in waits]
+    assert hours == [1, 2, 4, 8, 16, 24, 24]
+    assert prompt.render_failures == 7
+    assert prompt.status is PromptStatus.SCHEDULED
+    assert "(prompts [1], attempt 7); trying again in 1 day" in caplog.text
+    assert dispatch(app, at - timedelta(minutes=1)).failed == 0
+
+
 def test_addresses_outside_ascii_get_their_email(app):
     """An internationalised domain is written in its ASCII form; a local part outside ASCII
     stays as it is (only an SMTPUTF8 server takes it; the mailbox does)."""
