@@ -95,20 +95,30 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, folds: np.ndarray, gam: bool) -> n
     return predicted
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def protocol_args(doc: str) -> argparse.Namespace:
+    """``--orders``, ``--origin`` and ``--horizon`` (FORECAST_EVAL.md's Ta Feng defaults)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
     parser.add_argument("--orders", default=str(ROOT.parent / "shared/data/tafeng_dev.csv.gz"))
     parser.add_argument("--origin", default="2001-02-01")
     parser.add_argument("--horizon", type=int, default=28)
-    args = parser.parse_args()
-    table = pair_features(read_frame(args.orders), pd.Timestamp(args.origin), args.horizon)
-    y = table.pop("y").to_numpy()
+    return parser.parse_args()
+
+
+def customer_folds(table: pd.DataFrame) -> np.ndarray:
+    """A fold 0..FOLDS-1 per row of a pair table, the same for all of a customer's pairs."""
     customers = table.index.get_level_values("customer_id")
     unique = np.unique(customers)
     fold_of = dict(
         zip(unique, np.random.default_rng(SEED).integers(0, FOLDS, len(unique)), strict=True)
     )
-    folds = np.array([fold_of[c] for c in customers])
+    return np.array([fold_of[c] for c in customers])
+
+
+def main() -> None:
+    args = protocol_args(__doc__)
+    table = pair_features(read_frame(args.orders), pd.Timestamp(args.origin), args.horizon)
+    y = table.pop("y").to_numpy()
+    folds = customer_folds(table)
     x = table.to_numpy()
     print(f"{len(y)} pairs with >= 2 purchase days, base rate {y.mean():.3f}, "
           f"{FOLDS} folds by customer")  # fmt: skip

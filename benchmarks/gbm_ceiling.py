@@ -26,7 +26,6 @@ Needs LightGBM (not a service dependency): ``.venv/bin/pip install -e '.[ceiling
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.forecast.data import read_frame  # noqa: E402
 from app.forecast.metrics import auc  # noqa: E402
+from benchmarks.auc_ceiling import FOLDS, SEED, customer_folds, protocol_args  # noqa: E402
 
-FOLDS = 5
-SEED = 0
 WEEK = 7
 TRAIN_WEEKS = 4
 """The honest model trains at origins H, H + 7, ... days before C: each one's window closes by
@@ -132,11 +130,7 @@ def out_of_fold(x: pd.DataFrame, y: np.ndarray, folds: np.ndarray, rounds: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--orders", default=str(ROOT.parent / "shared/data/tafeng_dev.csv.gz"))
-    parser.add_argument("--origin", default="2001-02-01")
-    parser.add_argument("--horizon", type=int, default=28)
-    args = parser.parse_args()
+    args = protocol_args(__doc__)
     horizon = args.horizon
     days = purchase_days(read_frame(args.orders), pd.Timestamp(args.origin))
     test = features(days, 0, horizon)
@@ -152,12 +146,7 @@ def main() -> None:
     honest = np.asarray(lgb.train(PARAMS, lgb.Dataset(train_x, train_y), ROUNDS).predict(x), float)
     print(f"AUC, honest (trained at C - {backs[0]} ... C - {backs[-1]} days): "
           f"{auc(honest, y):.3f}")  # fmt: skip
-    customers = test.index.get_level_values("customer_id")
-    unique = np.unique(customers)
-    fold_of = dict(
-        zip(unique, np.random.default_rng(SEED).integers(0, FOLDS, len(unique)), strict=True)
-    )
-    folds = np.array([fold_of[c] for c in customers])
+    folds = customer_folds(test)
     print(f"AUC, fitted to the outcome ({FOLDS} folds by customer): "
           f"{auc(out_of_fold(x, y.astype(float), folds, ROUNDS), y):.3f}")  # fmt: skip
 
