@@ -49,8 +49,7 @@ def render_retry(failures: int) -> timedelta:
     """Wait after a prompt's ``failures``-th failed render: 1 h, 2 h, 4 h, ... capped at a day
     (a lasting fault is logged about daily, not hourly; a systemic one sends once it is mended,
     not at a give-up)."""
-    wait: timedelta = RENDER_RETRY * 2 ** min(failures - 1, 10)
-    return min(wait, RENDER_RETRY_MAX)
+    return outbox.backoff(failures, RENDER_RETRY, RENDER_RETRY_MAX)
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def send_claimed(
                              "attempt %d); trying again in %s", items[0]["customer_id"],
                              [item["id"] for item in items], failures,
                              render_retry(failures))  # fmt: skip
-            unrendered.append(items)
+            unrendered.append((items, failures))
             continue
         outgoing.append(_Outgoing(items, message_id, payload))
     if not outgoing and not unrendered:
@@ -144,8 +143,10 @@ def send_claimed(
     # Since the decisions, another dispatcher may have emailed one of these customers, or a
     # sync changed one's address (revoking the links) or language.
     ids = [o.customer_id for o in outgoing]
-    lock_customers(session, ids + [items[0]["customer_id"] for items in unrendered])
-    failed = sum(_held_back(session, worker, items, now) for items in unrendered)
+    lock_customers(session, ids + [items[0]["customer_id"] for items, _ in unrendered])
+    failed = sum(
+        _held_back(session, worker, items, failures, now) for items, failures in unrendered
+    )
     recent = _recent_emails(session, ids, now)
     current = _load_claimed(session, worker, ids)
     allowed = []
@@ -218,10 +219,11 @@ def _rendered_for(items: list[dict[str, Any]]) -> tuple[Any, ...]:
                                     "unsubscribed_at"))  # fmt: skip
 
 
-def _held_back(session: Session, worker: str, items: list[dict[str, Any]], now: datetime) -> int:
-    """A customer's prompts whose email failed to render: back to scheduled, each failure
-    counted, due again after ``render_retry``."""
-    failures = 1 + max(item["render_failures"] for item in items)
+def _held_back(
+    session: Session, worker: str, items: list[dict[str, Any]], failures: int, now: datetime
+) -> int:
+    """A customer's prompts whose email failed to render for the ``failures``-th time: back to
+    scheduled, each failure counted, due again after ``render_retry``."""
     prompt = table_of(Prompt)
     return _finish(session, worker, [item["id"] for item in items], now,
                    status=PromptStatus.SCHEDULED, due_at=now + render_retry(failures),

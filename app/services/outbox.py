@@ -203,10 +203,11 @@ def mark_failed(
     return row.status
 
 
-def backoff(attempts: int) -> timedelta:
-    """Wait after the ``attempts``-th failure: 30 s, 1 min, 2 min, ... capped at 6 h."""
-    wait: timedelta = FIRST_RETRY * 2 ** min(attempts - 1, 20)
-    return min(wait, MAX_RETRY)
+def backoff(attempts: int, first: timedelta = FIRST_RETRY, cap: timedelta = MAX_RETRY) -> timedelta:
+    """Wait after the ``attempts``-th failure: ``first``, doubling each time, at most ``cap``
+    (a delivery's: 30 s, 1 min, 2 min, ... capped at 6 h)."""
+    wait: timedelta = first * 2 ** min(attempts - 1, 20)
+    return min(wait, cap)
 
 
 def replay(session: Session, outbox_id: int, now: datetime, actor: str) -> Outbox:
