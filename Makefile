@@ -34,8 +34,8 @@ run: venv
 
 # Re-extract the customer-facing strings, merge them into the catalogues, compile.
 translations: venv
-	$(BIN)/pybabel extract -F babel.cfg -o app/translations/messages.pot app
-	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output -o app/translations/messages.pot .
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching --ignore-obsolete --width 100
 	$(BIN)/pybabel compile -d app/translations
 
 # Debian packages the tests need: a PostgreSQL server, Chromium for the browser tests, and a

@@ -199,8 +199,7 @@ def customer(customer_id: int) -> str:
         for item in queries.customer_plans(get_session(), customer_id)
     ]  # fmt: skip
     return render_template("admin/customer.html", customer=found, plans=plans,
-                           min_days=preferences.MIN_PREFERRED_DAYS,
-                           max_days=preferences.MAX_PREFERRED_DAYS)  # fmt: skip
+                           interval_range=preferences.interval_range)  # fmt: skip
 
 
 class PlanControlForm(FlaskForm):  # type: ignore[misc]
@@ -222,19 +221,29 @@ def plan_control(customer_id: int, plan_id: int) -> Response:
         abort(404)
     form = PlanControlForm()
     action = form.action.data
+    back = redirect(url_for("admin.customer", customer_id=customer_id))
+    product = session.get(Product, plan.product_id)
+    assert product is not None
+    low, high = preferences.interval_range(product)
+    out_of_range = (f"Not changed: the interval must be {low}–{high} days (the product's min "
+                    "and max interval).")  # fmt: skip
     if not form.validate() or (action == "interval" and form.interval_days.data is None):
-        flash(f"Not changed: the interval must be {preferences.MIN_PREFERRED_DAYS}–"
-              f"{preferences.MAX_PREFERRED_DAYS} days.", "error")  # fmt: skip
-        return redirect(url_for("admin.customer", customer_id=customer_id))
+        flash(out_of_range, "error")
+        return back
     actor = (ActorType.USER, current_user.email)
     if action in ("interval", "forecast"):
         days = form.interval_days.data if action == "interval" else None
-        preferences.change_plan(session, found, plan, utcnow(), preferred_interval_days=days,
-                                actor=actor)  # fmt: skip
+        try:
+            preferences.change_plan(session, found, plan, utcnow(), preferred_interval_days=days,
+                                    actor=actor)  # fmt: skip
+        except preferences.IntervalOutOfRange:
+            session.rollback()
+            flash(out_of_range, "error")
+            return back
     else:
         status = {"pause": PlanStatus.PAUSED, "resume": PlanStatus.ACTIVE,
                   "stop": PlanStatus.STOPPED}[action]  # fmt: skip
         preferences.change_plan(session, found, plan, utcnow(), status=status, actor=actor)
     session.commit()
     flash(f"Plan {plan_id} updated ({action}).")
-    return redirect(url_for("admin.customer", customer_id=customer_id))
+    return back

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, Response, g, render_template, request
 from sqlalchemy.orm import Session
 from wtforms import Form, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional
@@ -20,7 +21,7 @@ from app.links.tokens import (
     make_token,
     read_token,
 )
-from app.models import Customer, Plan, PlanStatus, PromptStatus
+from app.models import Customer, Plan, PlanStatus, Product, PromptStatus
 from app.services import answers, preferences
 from app.services.answers import Action, PromptView
 from app.services.fresh_links import send_fresh_link
@@ -109,8 +110,9 @@ def prompt_page(token: str) -> tuple[str, int] | str:
     g.timezone = view.customer.timezone
     form = AnswerForm(request.form if request.method == "POST" else None)
     if request.method == "POST":
-        if not form.validate() or (form.action.data == "snooze" and not form.snooze_days.data):
-            return _prompt_template(view, form, token, now), 400
+        problem = _answer_problem(form)
+        if problem:
+            return _prompt_template(view, form, token, now, problem), 400
         end_reading(session)
         view = answers.answer(
             session, current_settings(), view, Action(form.action.data), now,
@@ -120,11 +122,22 @@ def prompt_page(token: str) -> tuple[str, int] | str:
     return _prompt_template(view, form, token, now)
 
 
-def _prompt_template(view: PromptView, form: AnswerForm, token: str, now: datetime) -> str:
+def _answer_problem(form: AnswerForm) -> str | None:
+    """The field an answer cannot be taken for (``action``, ``quantity``, ``snooze_days``)."""
+    form.validate()
+    if form.action.data == "snooze" and not form.snooze_days.data:
+        form.snooze_days.errors = [*form.snooze_days.errors, "required"]
+    return next(iter(form.errors), None)
+
+
+def _prompt_template(
+    view: PromptView, form: AnswerForm, token: str, now: datetime, problem: str | None = None
+) -> str:
     return render_template(
         "links/prompt.html",
         view=view,
         form=form,
+        problem=problem,
         token=token,
         can_undo=view.can_undo(now),
         open=view.prompt.status is PromptStatus.SENT,
@@ -161,33 +174,81 @@ def manage_page(token: str) -> tuple[str, int] | str:
     if not isinstance(customer, Customer):
         return customer
     form = PlanForm(request.form if request.method == "POST" else None)
-    error = None
+    error: PlanProblem | None = None
     if request.method == "POST":
-        error = "invalid" if not form.validate() else _apply_plan_form(session, customer, form, now)
+        error = _apply_plan_form(session, customer, form, now)
         if error is None:
             session.commit()
+        else:
+            session.rollback()
     plans = preferences.customer_plans(session, customer.id)  # type: ignore[arg-type]
-    return render_template("links/manage.html", customer=customer, plans=plans, form=form,
-                           error=error, token=token), (400 if error else 200)  # fmt: skip
+    page = render_template("links/manage.html", customer=customer, plans=plans, form=form,
+                           error=error, token=token, ranges=_interval_ranges(plans))  # fmt: skip
+    return page, (error.status if error else 200)
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """Why a change on the plans page was not made, for the page to say in the customer's
+    language: ``plan`` (not one of theirs, or not a plan id), ``interval`` (outside the
+    product's range ``low``..``high``), ``action`` (no such change)."""
+
+    kind: str
+    status: int = 400
+    product: str = ""
+    low: int = 0
+    high: int = 0
+
+
+def _interval_ranges(plans: list[tuple[Plan, Product]]) -> dict[int, tuple[int, int]]:
+    return {product.id: preferences.interval_range(product) for _, product in plans}  # type: ignore[misc]
 
 
 def _apply_plan_form(
     session: Session, customer: Customer, form: PlanForm, now: datetime
-) -> str | None:
+) -> PlanProblem | None:
+    form.validate()
+    if form.action.errors:
+        return PlanProblem("action")
     action = form.action.data
     if action in ("unsubscribe", "subscribe"):
         preferences.set_subscribed(session, customer, action == "subscribe", now)
         return None
-    plan = session.get(Plan, form.plan_id.data or 0)
-    if plan is None or plan.customer_id != customer.id:
-        abort(404)
+    plan = _own_plan(session, customer, form)
+    if isinstance(plan, PlanProblem):
+        return plan
     if action == "interval":
+        return _change_interval(session, customer, plan, form, now)
+    status = {"pause": PlanStatus.PAUSED, "resume": PlanStatus.ACTIVE,
+              "stop": PlanStatus.STOPPED}[action]  # fmt: skip
+    preferences.change_plan(session, customer, plan, now, status=status)
+    return None
+
+
+def _own_plan(session: Session, customer: Customer, form: PlanForm) -> Plan | PlanProblem:
+    if form.plan_id.errors or form.plan_id.data is None:
+        return PlanProblem("plan")
+    plan = session.get(Plan, form.plan_id.data)
+    if plan is None or plan.customer_id != customer.id:
+        return PlanProblem("plan", status=404)
+    return plan
+
+
+def _change_interval(
+    session: Session, customer: Customer, plan: Plan, form: PlanForm, now: datetime
+) -> PlanProblem | None:
+    product = session.get(Product, plan.product_id)
+    assert product is not None
+    low, high = preferences.interval_range(product)
+    problem = PlanProblem("interval", product=product.name or product.external_id, low=low,
+                          high=high)  # fmt: skip
+    if form.interval_days.errors:
+        return problem
+    try:
         preferences.change_plan(session, customer, plan, now,
                                 preferred_interval_days=form.interval_days.data)  # fmt: skip
-    else:
-        status = {"pause": PlanStatus.PAUSED, "resume": PlanStatus.ACTIVE,
-                  "stop": PlanStatus.STOPPED}[action]  # fmt: skip
-        preferences.change_plan(session, customer, plan, now, status=status)
+    except preferences.IntervalOutOfRange:
+        return problem
     return None
 
 

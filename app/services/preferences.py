@@ -19,6 +19,24 @@ MIN_PREFERRED_DAYS = 1
 MAX_PREFERRED_DAYS = 365
 
 
+class IntervalOutOfRange(ValueError):
+    """A fixed interval outside the product's own interval range (ops settings)."""
+
+    def __init__(self, product: Product, days: int) -> None:
+        self.low, self.high = interval_range(product)
+        super().__init__(
+            f"interval {days} days is outside {self.low}-{self.high} days for product "
+            f"{product.external_id}"
+        )
+
+
+def interval_range(product: Product) -> tuple[int, int]:
+    """The fixed intervals a customer (or ops) may choose for ``product``: its min and max
+    interval, within 1..365 days."""
+    low = max(MIN_PREFERRED_DAYS, product.min_interval_days)
+    return low, max(low, min(MAX_PREFERRED_DAYS, product.max_interval_days))
+
+
 def customer_plans(session: Session, customer_id: int) -> list[tuple[Plan, Product]]:
     rows = session.execute(
         select(Plan, Product)
@@ -41,24 +59,29 @@ def change_plan(
     """Set a plan's status and/or fixed interval (``False``: leave the interval as it is).
 
     Pausing or stopping cancels the plan's open prompt; every change re-schedules the plan.
-    Raises ValueError for an interval outside 1..365 days. ``actor`` (audit log): the customer
-    unless given (operations staff change plans from the admin pages).
+    A rest the customer's last answer set (``prompt_not_before``: a confirm, a skip, a snooze)
+    still holds: a new interval or a resume must not bring a prompt the day after a reorder.
+    Raises IntervalOutOfRange for an interval outside the product's range
+    (``interval_range``). ``actor`` (audit log): the customer unless given (operations staff
+    change plans from the admin pages).
     """
     before = {"status": plan.status.value, "preferred_interval_days": plan.preferred_interval_days}
+    if preferred_interval_days is not False:
+        days = None if preferred_interval_days is None else int(preferred_interval_days)
+        if days is not None:
+            product = session.get(Product, plan.product_id)
+            assert product is not None
+            low, high = interval_range(product)
+            if not low <= days <= high:
+                raise IntervalOutOfRange(product, days)
+        plan.preferred_interval_days = days
     if status is not None:
         plan.status = status
-    if preferred_interval_days is not False:
-        days = preferred_interval_days
-        if days is not None and not MIN_PREFERRED_DAYS <= int(days) <= MAX_PREFERRED_DAYS:
-            raise ValueError("interval must be between 1 and 365 days")
-        plan.preferred_interval_days = None if days is None else int(days)
     plan.updated_at = now
     if plan.status is not PlanStatus.ACTIVE:
         plan.prompt_on = None
         cancel_open(session, [plan.id], f"plan {plan.status.value}", now)  # type: ignore[list-item]
     else:
-        # A resumed or re-timed plan starts afresh from its forecast.
-        plan.prompt_not_before = None
         cancel_open(session, [plan.id], "plan changed", now)  # type: ignore[list-item]
     after = {"status": plan.status.value, "preferred_interval_days": plan.preferred_interval_days}
     actor_type, actor_name = actor or (ActorType.CUSTOMER, customer.external_id)

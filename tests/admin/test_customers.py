@@ -54,8 +54,13 @@ def test_an_operator_pauses_a_plan_and_fixes_an_interval_and_both_are_audited(sh
         assert (fixed.status, fixed.preferred_interval_days) == (PlanStatus.ACTIVE, 21)
         entries = get_session().query(AuditLog).filter_by(action="plan.change").all()
         assert [(e.actor_type, e.actor) for e in entries] == [(ActorType.USER, OPERATOR)] * 3
+    message = "Not changed: the interval must be 7–180 days (the product&#39;s min and max"
     bad = operator.post(url, data=form | {"interval_days": "0"}, follow_redirects=True)
-    assert "Not changed: the interval must be 1–365 days." in bad.text
+    assert message in bad.text
+    below = operator.post(url, data=form | {"interval_days": "6"}, follow_redirects=True)
+    assert message in below.text
+    with shop.app_context():
+        assert get_session().get_one(Plan, plan.id).preferred_interval_days == 21
 
 
 def test_a_viewer_sees_no_plan_controls_and_cannot_post_them(shop, viewer):

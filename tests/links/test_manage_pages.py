@@ -32,16 +32,21 @@ def test_manage_page_lists_the_plans_and_get_changes_nothing(client, app, links,
     assert _plan(app).status is PlanStatus.ACTIVE
 
 
-def test_pausing_cancels_the_open_prompt_and_resuming_schedules_again(
-    client, app, auth, links, at_now
-):
+def _order_monthly(client, auth) -> None:
+    """The plan's three purchases, synced, and a model fitted on them (re-scores use it)."""
     for n, day in enumerate(["2026-08-20", "2026-09-20", "2026-10-20"]):
         stamp = f"{day}T10:00:00+09:00"
         body = order_body(customer_external_id="c-1", ordered_at=stamp, updated_at=stamp)
         assert client.put(f"/api/v1/orders/o-{n}", json=body, headers=auth).status_code == 201
-    with app.app_context():
-        forecasting.refit(get_session(), NOW.date(), NOW)  # resuming re-scores from the model
+    with client.application.app_context():
+        forecasting.refit(get_session(), NOW.date(), NOW)
         get_session().commit()
+
+
+def test_pausing_cancels_the_open_prompt_and_resuming_schedules_again(
+    client, app, auth, links, at_now
+):
+    _order_monthly(client, auth)
     plan_id = _plan(app).id
     paused = client.post(links["m"], data={"action": "pause", "plan_id": plan_id})
     assert paused.status_code == 200
@@ -49,7 +54,8 @@ def test_pausing_cancels_the_open_prompt_and_resuming_schedules_again(
     assert _plan(app).status is PlanStatus.PAUSED
     assert prompt_rows(app)[0].status is PromptStatus.CANCELLED
     # The cancelled prompt's own link now says so instead of taking an answer.
-    assert "受付を終了しました" in client.post(links["p"], data={"action": "confirm"}).text
+    closed = client.post(links["p"], data={"action": "confirm"}).text
+    assert "この商品のお知らせが一時停止または停止されているため" in closed
     resumed = client.post(links["m"], data={"action": "resume", "plan_id": plan_id})
     assert "有効" in resumed.text
     plan = _plan(app)
@@ -66,12 +72,72 @@ def test_a_fixed_interval_is_kept_and_out_of_range_is_refused(client, app, links
     refused = client.post(links["m"], data={"action": "interval", "plan_id": plan_id,
                                             "interval_days": "400"})  # fmt: skip
     assert refused.status_code == 400
-    assert "間隔（1〜365日）をご確認ください" in refused.text
+    assert "洗剤 p-1の間隔は7〜180日の範囲でお選びください" in refused.text
     assert _plan(app).preferred_interval_days == 45
     cleared = client.post(links["m"], data={"action": "interval", "plan_id": plan_id,
                                             "interval_days": ""})  # fmt: skip
     assert cleared.status_code == 200
     assert _plan(app).preferred_interval_days is None
+
+
+def test_an_interval_below_the_products_minimum_is_refused(client, app, links, at_now):
+    # The product's min interval (7 days, ops settings) bounds the customer's choice too.
+    page = client.get(links["m"])
+    assert 'min="7" max="180"' in page.text
+    assert "（7〜180日。空欄：ご利用ペースから自動で判断）" in page.text
+    refused = client.post(links["m"], data={"action": "interval", "plan_id": _plan(app).id,
+                                            "interval_days": "3"})  # fmt: skip
+    assert refused.status_code == 400
+    assert "洗剤 p-1の間隔は7〜180日の範囲でお選びください" in refused.text
+    assert _plan(app).preferred_interval_days is None
+
+
+def test_a_new_interval_right_after_a_confirm_does_not_bring_a_prompt_tomorrow(
+    client, app, auth, links, at_now
+):
+    _order_monthly(client, auth)
+    assert "ご注文を承りました" in client.post(links["p"], data={"action": "confirm"}).text
+    rest_until = _plan(app).prompt_not_before
+    assert rest_until == NOW.date() + timedelta(days=7)  # the product's min interval
+    changed = client.post(links["m"], data={"action": "interval", "plan_id": _plan(app).id,
+                                            "interval_days": "7"})  # fmt: skip
+    assert changed.status_code == 200
+    plan = _plan(app)
+    assert (plan.preferred_interval_days, plan.prompt_not_before) == (7, rest_until)
+    for day in range(1, 7):
+        assert dispatch(app, NOW + timedelta(days=day)).emails == 0
+    # Pausing and resuming keeps the rest as well.
+    plan_id = plan.id
+    client.post(links["m"], data={"action": "pause", "plan_id": plan_id})
+    client.post(links["m"], data={"action": "resume", "plan_id": plan_id})
+    assert _plan(app).prompt_not_before == rest_until
+    assert dispatch(app, NOW + timedelta(days=6)).emails == 0
+    assert dispatch(app, NOW + timedelta(days=7)).emails == 1
+
+
+def test_a_change_that_cannot_be_made_says_why(client, app, links, at_now):
+    bad_id = client.post(links["m"], data={"action": "pause", "plan_id": "abc"})
+    assert bad_id.status_code == 400
+    assert "この商品はお知らせの対象にありません" in bad_id.text
+    no_such = client.post(links["m"], data={"action": "pause", "plan_id": "999"})
+    assert no_such.status_code == 404
+    assert "この商品はお知らせの対象にありません" in no_such.text
+    bad_action = client.post(links["m"], data={"action": "explode", "plan_id": _plan(app).id})
+    assert bad_action.status_code == 400
+    assert "ページを再読み込みして、もう一度お試しください" in bad_action.text
+    assert _plan(app).status is PlanStatus.ACTIVE
+
+
+def test_after_unsubscribing_no_next_reminder_is_shown_and_old_links_say_why(
+    client, app, links, at_now
+):
+    client.post(links["u"], data={"List-Unsubscribe": "One-Click"})
+    page = client.get(links["m"])
+    assert "すべてのお知らせを停止しました。" in page.text
+    assert "11月20日" not in page.text  # the plan's prompt day is not offered as a next reminder
+    old = client.get(links["p"])
+    assert "すべてのお知らせを停止されたため" in old.text
+    assert "新しいお知らせに置き換えられた" not in old.text
 
 
 def test_another_customers_plan_cannot_be_changed(client, app, links, at_now):

@@ -21,7 +21,8 @@ from app.models import (
     ReorderStatus,
 )
 from app.services import answers, reorders
-from tests.factories import NOW
+from app.services.prompts import expire_prompts
+from tests.factories import NOW, order_body
 from tests.scheduler.helpers import prompt_rows
 
 
@@ -186,13 +187,28 @@ def test_snooze_moves_the_next_prompt_by_the_chosen_days(client, app, links, at_
 def test_snooze_of_an_unoffered_length_is_refused_and_changes_nothing(client, app, links, at_now):
     page = client.post(links["p"], data={"action": "snooze", "snooze_days": "100"})
     assert page.status_code == 400
+    assert "次にお知らせする時期をお選びください。" in page.text
+    assert prompt_rows(app)[0].status is PromptStatus.SENT
+
+
+def test_snooze_without_days_asks_for_them(client, app, links, at_now):
+    page = client.post(links["p"], data={"action": "snooze"})
+    assert page.status_code == 400
+    assert "次にお知らせする時期をお選びください。" in page.text
+    assert prompt_rows(app)[0].status is PromptStatus.SENT
+
+
+def test_an_unknown_action_asks_for_a_button(client, app, links, at_now):
+    page = client.post(links["p"], data={"action": "buy-ten"})
+    assert page.status_code == 400
+    assert "下のボタンからお選びください。" in page.text
     assert prompt_rows(app)[0].status is PromptStatus.SENT
 
 
 def test_quantity_out_of_range_is_refused_with_the_reason(client, app, links, at_now):
     page = client.post(links["p"], data={"action": "confirm", "quantity": "0"})
     assert page.status_code == 400
-    assert 'role="alert"' in page.text
+    assert "数量は1〜99の範囲で入力してください。" in page.text
     assert _reorders(app) == []
 
 
@@ -238,6 +254,24 @@ def test_link_of_a_cancelled_prompt_says_it_is_closed(client, app, links, at_now
         get_session().commit()
     page = client.post(links["p"], data={"action": "confirm"})
     assert "受付を終了しました" in page.text
+    assert _reorders(app) == []
+
+
+def test_link_of_a_prompt_made_moot_by_an_order_says_so(client, app, auth, links, at_now):
+    stamp = "2026-11-20T12:00:00+09:00"
+    body = order_body(customer_external_id="c-1", ordered_at=stamp, updated_at=stamp)
+    assert client.put("/api/v1/orders/o-9", json=body, headers=auth).status_code == 201
+    assert prompt_rows(app)[0].cancel_reason == "ordered"
+    page = client.get(links["p"])
+    assert "この商品はすでにご注文済みのため、このお知らせの受付を終了しました。" in page.text
+
+
+def test_link_of_an_expired_prompt_says_so(client, app, links, at_now):
+    with app.app_context():
+        expire_prompts(get_session(), "Asia/Tokyo", NOW + timedelta(days=8))
+        get_session().commit()
+    page = client.post(links["p"], data={"action": "confirm"})
+    assert "回答期限を過ぎたため受付を終了しました" in page.text
     assert _reorders(app) == []
 
 
