@@ -21,8 +21,9 @@ from app.api.auth import current_actor, idempotent, require_api_key
 from app.config import current_settings
 from app.db import get_session, utcnow
 from app.metrics import UPSERTS
-from app.services import records, sync
+from app.services import records, reorders, sync
 from app.services.sync import UpsertResult
+from app.services.types import OrderIn
 
 blp = Blueprint(
     "sync",
@@ -145,10 +146,13 @@ class OrderResource(MethodView):
         (``stale: true``). Unknown customers and products are created as placeholders.
         Cancelled and returned orders leave the consumption history.
         """
-        session = get_session()
+        session, now = get_session(), utcnow()
         order = schemas.order_in(_path_id(external_id), data)
+        problem = reorders.reference_problems(session, [order], now).get(0)
+        if problem:
+            abort(422, errors={"json": {"reorder_id": [problem]}})
         [outcome] = sync.sync_orders(
-            session, [order], current_settings().default_timezone, current_actor(), utcnow()
+            session, [order], current_settings().default_timezone, current_actor(), now
         )
         stored = records.find_order(session, external_id)
         assert stored is not None  # just written, or newer and kept
@@ -167,16 +171,21 @@ def batch_orders(data: dict[str, Any]) -> Any:
 
     Send an ``Idempotency-Key`` header to have a retry replay the first response.
     """
-    items = data["orders"]
-    valid = [
-        schemas.order_in(item["external_id"], item)
-        for item in items
-        if not isinstance(item, schemas.BatchItemError)
-    ]
+    session, now = get_session(), utcnow()
+    items = [
+        item if isinstance(item, schemas.BatchItemError)
+        else schemas.order_in(item["external_id"], item)
+        for item in data["orders"]
+    ]  # fmt: skip
+    # An order naming a reorder it cannot fulfil fails alone, as a malformed one does.
+    positions = [i for i, item in enumerate(items) if isinstance(item, OrderIn)]
+    orders = [item for item in items if isinstance(item, OrderIn)]
+    for index, problem in reorders.reference_problems(session, orders, now).items():
+        items[positions[index]] = schemas.BatchItemError(orders[index].external_id,
+                                                         {"reorder_id": [problem]})  # fmt: skip
+    valid = [item for item in items if isinstance(item, OrderIn)]
     outcomes = iter(
-        sync.sync_orders(
-            get_session(), valid, current_settings().default_timezone, current_actor(), utcnow()
-        )
+        sync.sync_orders(session, valid, current_settings().default_timezone, current_actor(), now)
     )
     results: list[dict[str, Any]] = []
     for item in items:

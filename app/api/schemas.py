@@ -237,6 +237,14 @@ class BatchItemError:
 class _LenientNested(fields.Nested):
     """Nested that turns a bad item into a BatchItemError instead of failing the batch."""
 
+    def deserialize(
+        self, value: Any, attr: str | None = None, data: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        if value is None:  # marshmallow refuses a null before ``_deserialize`` sees it
+            return BatchItemError(None, {"_schema": ["Field may not be null."]})
+        return super().deserialize(value, attr, data, **kwargs)
+
     def _deserialize(
         self,
         value: Any,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,9 +16,12 @@ from app.db import pk
 from app.models import ActorType, Customer, Order, OutboxKind, Product, Reorder, ReorderStatus
 from app.services import outbox
 from app.services.audit import record
+from app.services.types import OrderIn
 from app.services.webhooks import event_body
 
 logger = logging.getLogger(__name__)
+
+CHUNK = 500  # bound on IN (...) lists
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,49 @@ def acknowledge(session: Session, reorder_id: int, actor: str, now: datetime) ->
                {"status": "pending"}, {"status": "acknowledged"})  # fmt: skip
         session.flush()
     return item
+
+
+def reference_problems(
+    session: Session, orders: Sequence[OrderIn], now: datetime
+) -> dict[int, str]:
+    """Why an order cannot fulfil the reorder it names, by the order's position in ``orders``.
+
+    The reorder must exist and have been handed off (the backend never sees one still in its
+    undo window), be for the order's customer, and be for a product among the order's lines.
+    A cancelled or already fulfilled reorder is no problem: the order is a purchase all the
+    same (the backend shipped it anyway, or split it), and the reorder stays as it is.
+    """
+    wanted = sorted({o.reorder_id for o in orders if o.reorder_id is not None})
+    if not wanted:
+        return {}
+    known: dict[int, tuple[datetime, str, str]] = {}
+    for start in range(0, len(wanted), CHUNK):
+        rows = session.execute(
+            select(pk(Reorder), col(Reorder.handoff_at), col(Customer.external_id),
+                   col(Product.external_id))
+            .join(Customer, col(Customer.id) == col(Reorder.customer_id))
+            .join(Product, col(Product.id) == col(Reorder.product_id))
+            .where(pk(Reorder).in_(wanted[start : start + CHUNK]))
+        )  # fmt: skip
+        known.update({r[0]: (r[1], r[2], r[3]) for r in rows})
+    problems: dict[int, str] = {}
+    for index, order in enumerate(orders):
+        if order.reorder_id is None:
+            continue
+        found = known.get(order.reorder_id)
+        if found is None or found[0] > now:
+            problems[index] = f"no reorder {order.reorder_id}"
+        elif found[1] != order.customer_external_id:
+            problems[index] = (
+                f"reorder {order.reorder_id} is for customer {found[1]!r}, "
+                f"not {order.customer_external_id!r}"
+            )
+        elif found[2] not in {line.product_external_id for line in order.lines}:
+            problems[index] = (
+                f"reorder {order.reorder_id} is for product {found[2]!r}, which is not among "
+                "this order's lines"
+            )
+    return problems
 
 
 def fulfil(session: Session, fulfilled_by: dict[int, str], now: datetime) -> int:

@@ -132,3 +132,67 @@ def test_ops_cancel_shows_in_the_feed_and_ack_then_conflicts(
     again = runner.invoke(args=["reorders", "cancel", "1"])
     assert again.exit_code != 0
     assert "already cancelled" in again.output
+
+
+def _fulfilling(reorder_id, ext="o-re-1", customer="c-1", product="p-1"):
+    stamp = "2026-11-20T12:00:00+09:00"
+    return ext, order_body(customer_external_id=customer, ordered_at=stamp, updated_at=stamp,
+                           reorder_id=reorder_id,
+                           lines=[{"product_external_id": product, "quantity": 3}])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reorder_id", "customer", "product", "reason"),
+    [
+        (999, "c-1", "p-1", "no reorder 999"),
+        (1, "c-2", "p-1", "reorder 1 is for customer 'c-1', not 'c-2'"),
+        (1, "c-1", "p-2", "reorder 1 is for product 'p-1', which is not among this order's lines"),
+    ],
+)
+def test_an_order_naming_a_reorder_it_cannot_fulfil_is_422_and_stores_nothing(
+    client, auth, app, confirmed, api_now, reorder_id, customer, product, reason
+):
+    ext, body = _fulfilling(reorder_id, customer=customer, product=product)
+    response = client.put(f"/api/v1/orders/{ext}", json=body, headers=auth)
+    assert response.status_code == 422
+    assert response.json["errors"]["json"] == {"reorder_id": [reason]}
+    assert client.get(f"/api/v1/orders/{ext}", headers=auth).status_code == 404
+    assert _reorder(app).status is ReorderStatus.PENDING
+
+
+def test_an_order_naming_a_reorder_still_inside_its_undo_window_is_refused(
+    client, auth, app, confirmed, monkeypatch
+):
+    # The backend cannot know it yet: it is neither in the feed nor sent by webhook.
+    monkeypatch.setattr("app.api.resources.utcnow", lambda: NOW + timedelta(minutes=2))
+    ext, body = _fulfilling(1)
+    response = client.put(f"/api/v1/orders/{ext}", json=body, headers=auth)
+    assert response.status_code == 422
+    assert response.json["errors"]["json"] == {"reorder_id": ["no reorder 1"]}
+    assert _reorder(app).status is ReorderStatus.PENDING
+
+
+def test_in_a_batch_a_bad_reorder_reference_fails_alone(client, auth, app, confirmed, api_now):
+    bad_ext, bad = _fulfilling(1, ext="o-bad", customer="c-2")
+    good_ext, good = _fulfilling(1, ext="o-good")
+    body = {"orders": [{"external_id": bad_ext, **bad}, None, {"external_id": good_ext, **good}]}
+    response = client.post("/api/v1/orders/batch", json=body, headers=auth)
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert [r["result"] for r in results] == ["error", "error", "created"]
+    assert results[0]["errors"] == {"reorder_id": ["reorder 1 is for customer 'c-1', not 'c-2'"]}
+    assert results[1] == {"external_id": None, "result": "error",
+                          "errors": {"_schema": ["Field may not be null."]}}  # fmt: skip
+    assert client.get("/api/v1/orders/o-bad", headers=auth).status_code == 404
+    assert _reorder(app).status is ReorderStatus.FULFILLED
+
+
+def test_an_order_for_a_cancelled_reorder_is_kept_as_a_purchase(
+    client, auth, app, runner, confirmed, api_now
+):
+    assert runner.invoke(args=["reorders", "cancel", "1", "--by", "ops"]).exit_code == 0
+    ext, body = _fulfilling(1)
+    assert client.put(f"/api/v1/orders/{ext}", json=body, headers=auth).status_code == 201
+    assert _reorder(app).status is ReorderStatus.CANCELLED
+    with app.app_context():
+        assert get_session().query(Plan).one().last_quantity == 3
