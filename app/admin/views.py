@@ -89,6 +89,14 @@ class ProductSettingsForm(FlaskForm):  # type: ignore[misc]
         if low is not None and field.data is not None and field.data < low:
             raise ValidationError("must be at least the minimum interval")
 
+    def validate_default_interval_days(self, field: IntegerField) -> None:
+        low, high = self.min_interval_days.data, self.max_interval_days.data
+        if None in (low, high, field.data) or low > high:  # reported on those fields
+            return
+        if not low <= field.data <= high:
+            raise ValidationError(f"must lie between the minimum and maximum interval "
+                                  f"({low}–{high} days)")  # fmt: skip
+
     def change(self) -> product_settings.SettingsChange:
         return product_settings.SettingsChange(
             self.default_interval_days.data, self.min_interval_days.data,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -50,12 +51,27 @@ def current_actor() -> Actor:
     return Actor(ActorType.API_CLIENT, current_client().name)
 
 
+def _body_digests() -> tuple[str, str]:
+    """SHA-256 of the request body as JSON data (the same document sent with other spacing or
+    key order is the same request) and of its raw bytes (records stored before that, and
+    bodies that are not JSON)."""
+    raw = request.get_data()
+    raw_digest = hashlib.sha256(raw).hexdigest()
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw_digest, raw_digest
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest(), raw_digest
+
+
 def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     """Replay the first response to a POST that repeats its ``Idempotency-Key``.
 
-    The same key with a different method, path or body is refused with 422: that is a client
-    bug, and silently replaying would hide it. The record is written in the request's
-    transaction, so it exists exactly when the first request's changes do.
+    The same key with a different method, path or body (as JSON data: spacing and key order do
+    not count) is refused with 422: that is a client bug, and silently replaying would hide it.
+    The record is written in the request's transaction, so it exists exactly when the first
+    request's changes do.
     """
 
     @wraps(view)
@@ -71,14 +87,12 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         session = get_session()
         client = current_client()
         assert client.id is not None
-        digest = hashlib.sha256(request.get_data()).hexdigest()
+        digest, raw_digest = _body_digests()
         keep = timedelta(hours=current_settings().idempotency_hours)
         found = find_record(session, client.id, key, utcnow(), keep)
         if found is not None:
-            if (found.method, found.path, found.request_sha256) != (
-                request.method,
-                request.path,
-                digest,
+            if (found.method, found.path) != (request.method, request.path) or (
+                found.request_sha256 not in (digest, raw_digest)
             ):
                 abort(
                     422,

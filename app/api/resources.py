@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
@@ -46,6 +46,19 @@ def _finish_transaction(response: Response) -> Response:
 
 
 blp.before_request(require_api_key)
+
+
+@blp.before_request
+def _json_bodies_only() -> None:
+    """A body sent as something other than JSON is refused as such (415), not read as a JSON
+    document with every field missing."""
+    has_body = bool(request.content_length) or "chunked" in request.headers.get(
+        "Transfer-Encoding", ""
+    )
+    if has_body and not request.is_json:
+        got = request.mimetype or "no Content-Type"
+        abort(415, message=f"send the body as JSON with 'Content-Type: application/json' "
+                           f"(got {got})")  # fmt: skip
 
 
 class _Parser(FlaskParser):

@@ -129,6 +129,19 @@ def test_an_impossible_setting_is_refused_with_the_reason_next_to_the_field(shop
         )
 
 
+def test_a_default_interval_outside_the_min_and_max_is_refused(shop, operator):
+    product = _busiest_product(shop)
+    refused = _post(operator, product, "save", default_interval_days=200, min_interval_days=7,
+                    max_interval_days=90)  # fmt: skip
+    assert refused.status_code == 422
+    assert "must lie between the minimum and maximum interval (7–90 days)" in refused.text
+    with shop.app_context():
+        stored = get_session().get_one(Product, product.id)
+        assert (stored.default_interval_days, stored.max_interval_days) == (
+            product.default_interval_days, product.max_interval_days,
+        )  # fmt: skip
+
+
 def _dead_webhook(app) -> int:
     with app.app_context():
         session = get_session()

@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -21,6 +22,19 @@ def test_same_key_and_body_replays_the_first_response(client, auth):
     assert first.json["results"][0]["result"] == "created"
     assert again.json == first.json
     assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_the_same_document_with_other_spacing_and_key_order_replays(client, auth):
+    # A retry serialised again by the client (another library, pretty-printed) is the same
+    # request.
+    headers = auth | {"Idempotency-Key": "k-1", "Content-Type": "application/json"}
+    body = _batch("o-1")
+    first = client.post("/api/v1/orders/batch", data=json.dumps(body), headers=headers)
+    again = client.post("/api/v1/orders/batch", data=json.dumps(body, indent=2, sort_keys=True),
+                        headers=headers)  # fmt: skip
+    assert again.status_code == 200, again.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json
 
 
 def test_same_key_with_another_body_is_422(client, auth):

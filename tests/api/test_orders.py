@@ -1,3 +1,5 @@
+import json
+
 from app.db import get_session
 from app.models import Plan
 from tests.factories import customer_body, order_body
@@ -229,3 +231,21 @@ def test_absurdly_nested_json_is_a_400_not_a_crash(client, auth):
     )
     assert response.status_code == 400
     assert response.json["errors"]["json"] == ["Invalid JSON body."]
+
+
+def test_a_body_that_is_not_json_is_415_saying_so(client, auth):
+    form = client.put("/api/v1/orders/o-1", data={"customer_external_id": "c-1"}, headers=auth)
+    assert form.status_code == 415
+    assert form.json["message"] == (
+        "send the body as JSON with 'Content-Type: application/json' "
+        "(got application/x-www-form-urlencoded)"
+    )
+    text = client.put("/api/v1/orders/o-1", data=json.dumps(order_body()),
+                      headers=auth | {"Content-Type": "text/plain"})  # fmt: skip
+    assert text.status_code == 415
+    assert "(got text/plain)" in text.json["message"]
+    assert client.get("/api/v1/orders/o-1", headers=auth).status_code == 404
+    # JSON under a +json media type is JSON.
+    plus_json = auth | {"Content-Type": "application/merge-patch+json"}
+    put = client.put("/api/v1/orders/o-1", data=json.dumps(order_body()), headers=plus_json)
+    assert put.status_code == 201
