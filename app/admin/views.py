@@ -149,7 +149,7 @@ def deliveries() -> str:
     if status not in (None, *[s.value for s in OutboxStatus]) or kind not in (
         None, *[k.value for k in OutboxKind]
     ):  # fmt: skip
-        abort(400)
+        abort(400, "Unknown status or kind: choose one from the filters on this page.")
     query = queries.deliveries(OutboxStatus(status) if status else None, kind)
     return render_template("admin/deliveries.html", page=queries.paginate(get_session(), query,
                            _page()), status=status, kind=kind, statuses=list(OutboxStatus),

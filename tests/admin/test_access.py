@@ -63,8 +63,32 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(shop, oper
     response = operator.post(f"/admin/products/{product.id}",
                              data={"action": "save", "lead_time_days": before + 5})  # fmt: skip
     assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert "The CSRF token is missing." in response.text
     with shop.app_context():
         assert get_session().get_one(Product, product.id).lead_time_days == before
+
+
+def test_admin_errors_are_pages_and_api_errors_stay_json(client, operator):
+    missing = operator.get("/admin/products/999999")
+    assert (missing.status_code, missing.mimetype) == (404, "text/html")
+    assert "<h1>Not Found (404)</h1>" in missing.text
+    assert "Back to the dashboard" in missing.text
+    bad_filter = operator.get("/admin/deliveries?status=lost")
+    assert (bad_filter.status_code, bad_filter.mimetype) == (400, "text/html")
+    assert "Unknown status or kind: choose one from the filters on this page." in bad_filter.text
+    api = client.get("/api/v1/no-such-thing")
+    assert (api.status_code, api.mimetype) == (404, "application/json")
+
+
+def test_a_customer_page_that_does_not_exist_is_a_friendly_page(client):
+    page = client.get("/l/x/whatever")
+    assert (page.status_code, page.mimetype) == (404, "text/html")
+    assert '<html lang="ja">' in page.text
+    assert "このページは存在しません" in page.text
+    wrong_method = client.delete("/l/p/some-token")
+    assert wrong_method.status_code == 405
+    assert "このリクエストは処理できませんでした" in wrong_method.text
 
 
 def test_a_viewer_reads_every_page_but_cannot_change_anything(shop, viewer):

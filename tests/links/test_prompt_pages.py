@@ -304,3 +304,18 @@ def test_writes_after_a_read_only_page_are_still_one_transaction(client, app, li
         session.execute(text("UPDATE customer SET name = 'half done' WHERE id = 1"))
         session.rollback()
         assert session.scalar(text("SELECT name FROM customer WHERE id = 1")) != "half done"
+
+
+def test_a_fault_on_our_side_shows_a_friendly_page_and_changes_nothing(
+    client, app, links, at_now, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(answers, "answer", broken)
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    page = client.post(links["p"], data={"action": "confirm"})
+    assert (page.status_code, page.mimetype) == (500, "text/html")
+    assert "申し訳ありません。エラーが発生しました" in page.text
+    assert "database on fire" not in page.text
+    assert prompt_rows(app)[0].status is PromptStatus.SENT
