@@ -37,7 +37,7 @@ from app.models import (
 )
 from app.services import outbox
 from app.services.audit import record
-from app.services.forecasting import request_rescore
+from app.services.forecasting import reestimate, request_rescore
 from app.services.plans import lock_customers
 from app.services.reorders import reorder_event_data
 from app.services.timing import learned_send_hour
@@ -298,14 +298,21 @@ def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
                 "answered_quantity": None, "updated_at": now}  # fmt: skip
     _REOPEN_PROMPT.execute(session, {"prompt_id": view.prompt.id, "updated_at": now})
     _loaded(view.prompt, reopened)
-    assert view.plan.id is not None
-    request_rescore(session, view.plan.id, now)  # the confirm is no longer evidence
+    plan = view.plan
+    assert plan.id is not None
+    request_rescore(session, plan.id, now)  # the send hour is learned again without it
     unrest = {"prompt_not_before": None, "updated_at": now}
-    _REST_PLAN.execute(session, unrest | {"plan_id": view.plan.id})
-    _loaded(view.plan, unrest)
+    _REST_PLAN.execute(session, unrest | {"plan_id": plan.id})
+    _loaded(plan, unrest)
     record(session, now, ActorType.CUSTOMER, view.customer.external_id, "prompt.undo", "plan",
-           str(view.plan.id), {"reorder_id": reorder.id, "status": "pending"},
+           str(plan.id), {"reorder_id": reorder.id, "status": "pending"},
            {"reorder_id": reorder.id, "status": "withdrawn"})  # fmt: skip
+    # The confirm is no longer evidence: the forecast it moved goes back at once, so the page
+    # (and the next prompt) never show a run-out reckoned from a delivery that is not coming.
+    # Rare enough to score here, where answers leave it to the sweep.
+    today = now.astimezone(ZoneInfo(view.customer.timezone)).date()
+    reestimate(session, {(plan.customer_id, plan.product_id)}, today, now)
+    session.refresh(plan)
     view.reorder = None
     return view
 

@@ -78,6 +78,24 @@ def test_a_confirm_counts_as_a_purchase_before_the_order_syncs(
     assert after >= before + timedelta(days=20)
 
 
+def test_an_undone_confirm_is_no_longer_evidence(client, app, fitted, at_now, monkeypatch):
+    before = _plan(app)
+    client.post(fitted["p"], data={"action": "confirm", "quantity": "2"})
+    assert _rescore_sweep(app, monkeypatch) == 1
+    assert _plan(app).median_on != before.median_on
+    page = client.post(fitted["p"], data={"action": "undo"})
+    assert _answers(app) == ([], [])
+    # At once, before any sweep: the page and the plan show the forecast from before.
+    assert before.median_on is not None
+    assert f"{before.median_on.month}月{before.median_on.day}日頃" in page.text
+    for _ in range(2):  # and the sweep's re-score keeps it
+        after = _plan(app)
+        assert (after.median_on, after.q10_on, after.q90_on, after.prompt_on,
+                after.prompt_not_before) == (before.median_on, before.q10_on, before.q90_on,
+                                             before.prompt_on, None)  # fmt: skip
+        _rescore_sweep(app, monkeypatch)
+
+
 def test_an_answer_asks_the_scheduler_for_one_rescore_of_its_plan(
     client, app, fitted, at_now, monkeypatch
 ):
