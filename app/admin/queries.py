@@ -129,7 +129,7 @@ def deliveries(status: OutboxStatus | None, kind: str | None) -> Select[Any]:
 def audit_entries(actor: str | None, entity_type: str | None, action: str | None) -> Select[Any]:
     query = select(AuditLog).order_by(col(AuditLog.id).desc())
     if actor:
-        query = query.where(col(AuditLog.actor).contains(actor))
+        query = query.where(col(AuditLog.actor).contains(actor, autoescape=True))
     if entity_type:
         query = query.where(col(AuditLog.entity_type) == entity_type)
     if action:
@@ -141,11 +141,12 @@ def customers(search: str | None) -> Select[Any]:
     """Customers whose email, name or external id contains ``search`` (case-insensitive)."""
     query = select(Customer).order_by(col(Customer.id))
     if search:
-        pattern = f"%{search.lower()}%"
+        # autoescape: a "%" or "_" typed in the search box is that character, not a wildcard.
+        text = search.lower()
         query = query.where(
-            func.lower(col(Customer.email)).like(pattern)
-            | func.lower(col(Customer.name)).like(pattern)
-            | func.lower(col(Customer.external_id)).like(pattern)
+            func.lower(col(Customer.email)).contains(text, autoescape=True)
+            | func.lower(col(Customer.name)).contains(text, autoescape=True)
+            | func.lower(col(Customer.external_id)).contains(text, autoescape=True)
         )
     return query
 

@@ -10,13 +10,13 @@ import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from app.db import MAX_ID
+from app.db import MAX_ID, utcnow
 from app.models import EXTERNAL_ID_MAX, Locale, OrderStatus
 from app.services.types import CustomerIn, LineIn, OrderIn, ProductIn
 
@@ -57,6 +57,15 @@ def check_timezone(value: str) -> None:
 def check_reasonable_date(value: datetime) -> None:
     if not EARLIEST <= value < LATEST:
         raise ValidationError("must be between 1990-01-01 and 2100-01-01")
+
+
+FUTURE_SLACK = timedelta(days=1)
+"""How far ahead of our clock an order may be dated (the backend's clock may run ahead)."""
+
+
+def check_not_in_the_future(value: datetime) -> None:
+    if value > utcnow() + FUTURE_SLACK:
+        raise ValidationError("must not be in the future (more than a day ahead of now)")
 
 
 def _text(max_length: int, **kwargs: Any) -> fields.String:
@@ -175,7 +184,11 @@ class _Lines(fields.Field[list[LineIn]]):
 
 class OrderSchema(Schema):
     customer_external_id = fields.String(required=True, validate=check_external_id)
-    ordered_at = _when(required=True, metadata={"description": "with a UTC offset"})
+    ordered_at = fields.AwareDateTime(
+        required=True,
+        validate=[check_reasonable_date, check_not_in_the_future],
+        metadata={"description": "with a UTC offset; not more than a day ahead of now"},
+    )
     updated_at = _when(
         required=True,
         metadata={"description": "the backend's version stamp; an older one changes nothing"},

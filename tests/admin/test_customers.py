@@ -25,6 +25,17 @@ def test_search_finds_customers_by_email_name_or_external_id(shop, operator):
         page = operator.get("/admin/customers", query_string={"q": term})
         assert f'/admin/customers/{customer.id}"' in page.text, term
     assert "No customers match" in operator.get("/admin/customers?q=zzz-nobody").text
+    # "%" and "_" are the characters themselves, not SQL wildcards.
+    for term in ("%", "_", "c_0"):
+        page = operator.get("/admin/customers", query_string={"q": term})
+        assert "No customers match" in page.text, term
+
+
+def test_a_page_past_the_end_shows_the_last_page(shop, operator):
+    last = operator.get("/admin/customers?page=99999")
+    assert last.status_code == 200
+    assert "/admin/customers/" in last.text
+    assert "No customers" not in last.text
 
 
 def test_a_customers_page_charts_each_plans_history_and_forecast_with_its_reason(shop, operator):

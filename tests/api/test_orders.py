@@ -249,3 +249,15 @@ def test_a_body_that_is_not_json_is_415_saying_so(client, auth):
     plus_json = auth | {"Content-Type": "application/merge-patch+json"}
     put = client.put("/api/v1/orders/o-1", data=json.dumps(order_body()), headers=plus_json)
     assert put.status_code == 201
+
+
+def test_an_order_dated_in_the_future_is_422(client, auth):
+    body = order_body(
+        ordered_at="2099-01-01T10:00:00+09:00", updated_at="2099-01-01T10:00:00+09:00"
+    )
+    response = client.put("/api/v1/orders/o-1", json=body, headers=auth)
+    assert response.status_code == 422
+    assert response.json["errors"]["json"] == {
+        "ordered_at": ["must not be in the future (more than a day ahead of now)"]
+    }
+    assert client.get("/api/v1/orders/o-1", headers=auth).status_code == 404
