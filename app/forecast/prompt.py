@@ -50,7 +50,10 @@ def prompt_clause(v: Explanation, prompt_on: date | None, last_on: date, today: 
         return ""
     since = (prompt_on - last_on).days
     if prompt_on == today and natural < today.toordinal():
-        return "; asking today, as that day has already passed"
+        # Dated, not "today": the text is shown for days after it was written, and the prompt
+        # may wait for the customer's send hour or a rest.
+        passed = date.fromordinal(natural)
+        return f"; that day ({_day_month(passed)}) had passed on {_day_month(today)}, so asking at the first chance"  # noqa: E501
     bound = "minimum" if prompt_on.toordinal() > natural else "maximum"
     return f"; asking on {_day_month(prompt_on)}, the product's {bound} of {since} days after the last order"  # noqa: E501
 

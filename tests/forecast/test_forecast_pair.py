@@ -249,7 +249,7 @@ def test_explanation_says_when_the_minimum_interval_holds_the_prompt_back() -> N
         "; asking on 27 Nov, the product's minimum of 7 days after the last order"
     )
     assert prompt_clause(values, today, last, date(2026, 11, 22)) == (
-        "; asking today, as that day has already passed"
+        "; that day (21 Nov) had passed on 22 Nov, so asking at the first chance"
     )
     assert prompt_clause(values, None, last, today) == ""
 
