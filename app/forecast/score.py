@@ -159,6 +159,10 @@ def prepare(
     )  # fmt: skip
 
 
+NOMINAL_TAIL = 0.1
+"""Each tail of the nominal 80 % interval."""
+
+
 def quantile_days(
     prep: Prepared, mask: NDArray[np.bool_], qs: tuple[float, ...]
 ) -> tuple[I64, ...]:
@@ -342,8 +346,12 @@ def score_batch(
     risk = sa.risk[prod]
     n = batch.n_pairs
     q10, q50, q90, qr = (np.full(n, -1, dtype=np.int64) for _ in range(4))
-    for r in np.unique(risk[has]):
-        m = has & (risk == r)
+    # The run-out risk quantile at the calibrated tail level: the 80 % interval's calibration
+    # (tail a for the nominal 0.1) scales the risk the same way, so the risk's day is the
+    # interval's lower end at the default risk of 0.1, and as well calibrated.
+    tail = np.clip(risk * prep.alpha / NOMINAL_TAIL, 1e-4, 0.5)
+    for r in np.unique(tail[has]):
+        m = has & (tail == r)
         q50[m], qr[m] = quantile_days(prep, m, (0.5, float(r)))
     for a in np.unique(prep.alpha[has]):
         m = has & (prep.alpha == a)

@@ -128,6 +128,22 @@ def test_prompt_reads_risk_quantile_minus_lead(params: PopulationParams) -> None
     assert longer.prompt_on == base.prompt_on - 2 * D
 
 
+def test_run_out_at_the_default_risk_is_the_80_percent_intervals_lower_end(
+    synthetic, params: PopulationParams
+) -> None:
+    # "90 % chance of running out after X" and the 80 % interval "X to Y" agree, whatever the
+    # calibration did to the interval's tail level.
+    calibrated = replace(params, interval_alpha={"model": 0.07, "population": 0.13})
+    f = score_batch(synthetic, calibrated, TODAY, 28)
+    has = f.n_purchases > 0
+    assert has.sum() > 100
+    assert (f.risk_day[has] == f.q10_day[has]).all()
+    riskier = score_batch(synthetic, calibrated, TODAY, 28, default_settings=replace(
+        ProductSettings(), target_stockout_risk=0.3))  # fmt: skip
+    assert (riskier.risk_day[has] >= f.risk_day[has]).all()
+    assert (riskier.risk_day[has] > f.risk_day[has]).mean() > 0.5
+
+
 def test_prompt_is_clamped_to_min_and_max_interval(params: PopulationParams) -> None:
     last = TODAY - 1 * D
     h = _history(last)
