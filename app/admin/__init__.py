@@ -6,7 +6,7 @@ change is audited with who, before and after.
 from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, g, request
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
 from app.config import SETTINGS_KEY
@@ -74,7 +74,10 @@ def init_app(app: Flask) -> None:
         REMEMBER_COOKIE_SECURE=secure,
     )
     csrf.init_app(app)
-    login_manager.init_app(app)
+    # Flask-Login's own context processor loads the user for every template rendered, the
+    # customers' pages and emails included; the proxy loads it only where a template asks.
+    login_manager.init_app(app, add_context_processor=False)
+    app.context_processor(lambda: {"current_user": current_user})
     login_manager.login_view = "admin.login"
     login_manager.session_protection = "strong"
     app.register_blueprint(bp)

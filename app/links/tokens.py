@@ -9,6 +9,7 @@ on the row revokes every link made before. Tokens are not logins: each grants on
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,18 +70,23 @@ class _Signer(TimestampSigner):
 _DERIVED_KEYS: dict[tuple[bytes, bytes], bytes] = {}
 
 
-def _serializer(
-    secret_key: str, purpose: Purpose, now: datetime | None = None
-) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(
-        secret_key, salt=f"kaidoki.link.{purpose.value}", signer=_Signer,
-        signer_kwargs={"now": now},
-    )  # fmt: skip
+class _Serializer(URLSafeTimedSerializer):
+    """Signs with the time it is given (``dumps_at``). One per secret and purpose, kept: making
+    a serializer tries out its JSON encoder each time, for every link on every page."""
+
+    def dumps_at(self, obj: Any, now: datetime) -> str:
+        payload = want_bytes(self.dump_payload(obj))
+        return _Signer(self.secret_keys, salt=self.salt, now=now).sign(payload).decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _serializer(secret_key: str, purpose: Purpose) -> _Serializer:
+    return _Serializer(secret_key, salt=f"kaidoki.link.{purpose.value}", signer=_Signer)
 
 
 def make_token(secret_key: str, purpose: Purpose, record_id: int, nonce: str, now: datetime) -> str:
     """A token for ``purpose`` naming a record and its current nonce, signed as of ``now``."""
-    return _serializer(secret_key, purpose, now).dumps([record_id, nonce])
+    return _serializer(secret_key, purpose).dumps_at([record_id, nonce], now)
 
 
 def read_token(
