@@ -333,10 +333,13 @@ def score_batch(
     settings: Mapping[str, ProductSettings] | None = None,
     default_settings: ProductSettings | None = None,
     customer_repeat: F64 | None = None,
+    earliest_prompt: date | None = None,
 ) -> BatchForecast:
     """Forecast every pair of ``batch`` at ``today`` from data dated before it (vectorised).
 
     ``settings`` maps product id -> settings (others get ``default_settings`` or the defaults).
+    No prompt day is before ``earliest_prompt`` (default ``today``): the service scores as of
+    tomorrow so that today's orders and answers count, and an overdue prompt is still today's.
     """
     t = today.toordinal()
     sa = SettingsArrays.build(batch.product_ids, settings, default_settings)
@@ -357,8 +360,9 @@ def score_batch(
         m = has & (prep.alpha == a)
         q10[m], q90[m] = quantile_days(prep, m, (float(a), 1.0 - float(a)))
     p_active, p_within = activity(prep, horizon_days)
+    floor = t if earliest_prompt is None else earliest_prompt.toordinal()
     prompt = prompt_days(
-        qr, prep.last_day, t, sa.lead_time[prod], sa.min_interval[prod], sa.max_interval[prod],
+        qr, prep.last_day, floor, sa.lead_time[prod], sa.min_interval[prod], sa.max_interval[prod],
         p_active, sa.min_active[prod],
     )  # fmt: skip
     # Gate: a prompt is only worth sending when a purchase in the days after it is likely enough.

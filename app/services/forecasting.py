@@ -312,8 +312,7 @@ def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: dateti
     customers = {c for c, _ in wanted}
     _record_outcomes(session, customers, wanted, now)
     history = load_history(session, customers)
-    origin = today + timedelta(days=1)
-    return _score_and_store(session, history, current[1], origin, now, only=wanted)
+    return _score_and_store(session, history, current[1], today, now, only=wanted)
 
 
 RESCORE_BATCH = 200
@@ -430,7 +429,9 @@ def _score_and_store(
     if not plans:
         return 0
     settings = product_settings(session, history.batch.product_ids)
-    forecasts = score_batch(history.batch, params, today, HORIZON_DAYS, settings=settings)
+    origin = today + timedelta(days=1)
+    forecasts = score_batch(history.batch, params, origin, HORIZON_DAYS, settings=settings,
+                            earliest_prompt=today)  # fmt: skip
     stamp = _stamp(params, now)
     rows = _forecast_rows(forecasts, plans, today)
     bulk_update_by_id(session, Plan, [row | stamp for row in rows])

@@ -58,7 +58,9 @@ def change_plan(
 ) -> Plan:
     """Set a plan's status and/or fixed interval (``False``: leave the interval as it is).
 
-    Pausing or stopping cancels the plan's open prompt; every change re-schedules the plan.
+    Pausing or stopping cancels the plan's open prompt; a new interval only a prompt not yet
+    sent (the email the customer has stays answerable). Every change re-schedules the plan; a
+    change that changes nothing does nothing.
     A rest the customer's last answer set (``prompt_not_before``: a confirm, a skip, a snooze)
     still holds: a new interval or a resume must not bring a prompt the day after a reorder.
     Raises IntervalOutOfRange for an interval outside the product's range
@@ -77,13 +79,17 @@ def change_plan(
         plan.preferred_interval_days = days
     if status is not None:
         plan.status = status
+    after = {"status": plan.status.value, "preferred_interval_days": plan.preferred_interval_days}
+    if after == before:
+        # Nothing to change (a second tab, a resume of an active plan, an unchanged interval
+        # saved): the open prompt stays answerable, and there is nothing to audit.
+        return plan
     plan.updated_at = now
     if plan.status is not PlanStatus.ACTIVE:
         plan.prompt_on = None
         cancel_open(session, [plan.id], f"plan {plan.status.value}", now)  # type: ignore[list-item]
     else:
-        cancel_open(session, [plan.id], "plan changed", now)  # type: ignore[list-item]
-    after = {"status": plan.status.value, "preferred_interval_days": plan.preferred_interval_days}
+        cancel_open(session, [plan.id], "plan changed", now, unsent_only=True)  # type: ignore[list-item]
     actor_type, actor_name = actor or (ActorType.CUSTOMER, customer.external_id)
     record(session, now, actor_type, actor_name, "plan.change", "plan", str(plan.id), before,
            after)  # fmt: skip

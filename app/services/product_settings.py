@@ -100,7 +100,7 @@ def preview(session: Session, product: Product, change: SettingsChange, today: d
 
     def prompt_days(product_settings: dict[str, ProductSettings]) -> np.ndarray:
         scored = score_batch(history.batch, current[1], origin, forecasting.HORIZON_DAYS,
-                             settings=product_settings)  # fmt: skip
+                             settings=product_settings, earliest_prompt=today)  # fmt: skip
         days: np.ndarray = scored.prompt_day[this_product]
         return days
 

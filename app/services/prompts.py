@@ -170,13 +170,18 @@ def cancel_superseded(session: Session, customer_ids: set[int], now: datetime) -
     return cancelled
 
 
-def cancel_open(session: Session, plan_ids: list[int], reason: str, now: datetime) -> int:
-    """Cancel the open prompts of ``plan_ids`` (paused, stopped, unsubscribed)."""
+def cancel_open(
+    session: Session, plan_ids: list[int], reason: str, now: datetime, unsent_only: bool = False
+) -> int:
+    """Cancel the open prompts of ``plan_ids`` (paused, stopped, unsubscribed); with
+    ``unsent_only``, only those not yet sent (a re-timed plan: the email the customer has
+    stays answerable, and no second one follows it)."""
     if not plan_ids:
         return 0
+    statuses = [PromptStatus.SCHEDULED.value] if unsent_only else _OPEN
     result = session.execute(
         update(Prompt)
-        .where(col(Prompt.plan_id).in_(plan_ids), col(Prompt.status).in_(_OPEN))
+        .where(col(Prompt.plan_id).in_(plan_ids), col(Prompt.status).in_(statuses))
         .values(status=PromptStatus.CANCELLED, cancel_reason=reason, updated_at=now)
     )
     count: int = result.rowcount  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from datetime import timedelta
 from click.testing import Result
 
 from app.db import get_session
-from app.models import Customer, Locale, Plan, PlanStatus, PromptStatus
+from app.models import AuditLog, Customer, Locale, Plan, PlanStatus, PromptStatus
 from app.services import forecasting
 from tests.conftest import BASE_URL
 from tests.factories import NOW, customer_body, make_plan, order_body
@@ -113,6 +113,20 @@ def test_a_new_interval_right_after_a_confirm_does_not_bring_a_prompt_tomorrow(
     assert _plan(app).prompt_not_before == rest_until
     assert dispatch(app, NOW + timedelta(days=6)).emails == 0
     assert dispatch(app, NOW + timedelta(days=7)).emails == 1
+
+
+def test_a_change_that_changes_nothing_leaves_the_open_prompt_alone(client, app, links, at_now):
+    plan_id = _plan(app).id
+    for form in ({"action": "resume"}, {"action": "interval", "interval_days": ""}):
+        page = client.post(links["m"], data=form | {"plan_id": plan_id})
+        assert page.status_code == 200
+    assert prompt_rows(app)[0].status is PromptStatus.SENT
+    with app.app_context():
+        assert get_session().query(AuditLog).filter_by(action="plan.change").count() == 0
+    # A new interval re-times the plan, and the email the customer has stays answerable.
+    client.post(links["m"], data={"action": "interval", "interval_days": "30", "plan_id": plan_id})
+    assert prompt_rows(app)[0].status is PromptStatus.SENT
+    assert "ご注文を承りました" in client.post(links["p"], data={"action": "confirm"}).text
 
 
 def test_a_change_that_cannot_be_made_says_why(client, app, links, at_now):

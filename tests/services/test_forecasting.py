@@ -97,6 +97,24 @@ def test_paused_plan_gets_a_forecast_but_no_prompt(shop):
         assert plan.prompt_on is None
 
 
+def test_a_re_estimate_keeps_an_overdue_prompt_today_and_dates_the_reason_today(shop):
+    # Re-estimates score as of tomorrow (today's orders and answers count); the prompt of a
+    # plan whose day has passed is still today's, and the reason says today, not tomorrow.
+    later = TODAY + timedelta(days=10)
+    with shop.app_context():
+        session = get_session()
+        plans = session.query(Plan).filter(col(Plan.n_purchases) >= 3).all()
+        pairs = {(p.customer_id, p.product_id) for p in plans}
+        assert forecasting.reestimate(session, pairs, later, NOW) == len(plans)
+        session.commit()
+        session.expire_all()
+        overdue = [p for p in plans if p.prompt_on == later]
+        assert overdue, "no plan overdue 10 days on"
+        assert all(p.prompt_on is None or p.prompt_on >= later for p in plans)
+        on = f"{later.day} {later:%b}"
+        assert all(f"had passed on {on}, so asking" in (p.explanation or "") for p in overdue)
+
+
 def test_preferred_interval_sets_the_prompt_and_says_so(shop):
     with shop.app_context():
         session = get_session()
