@@ -300,6 +300,9 @@ class Reorder(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="reorder_quantity_positive"),
         Index("ix_reorder_status_handoff_at", "status", "handoff_at"),
+        # An undone reorder's row goes; its id must never come back (SQLite would reuse the
+        # highest), as the webhook's id and the outbox's dedupe key are made from it.
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

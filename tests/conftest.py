@@ -138,6 +138,7 @@ def _empty_tables(app: Flask) -> None:
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
+            conn.execute(text("DELETE FROM sqlite_sequence"))  # ids restart, as on PostgreSQL
 
 
 @pytest.fixture

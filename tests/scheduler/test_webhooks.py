@@ -2,6 +2,7 @@
 replayable."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,10 +10,12 @@ from standardwebhooks import Webhook
 
 from app.config import current_settings
 from app.db import get_session
-from app.models import Outbox, OutboxStatus
+from app.models import Outbox, OutboxStatus, Reorder
 from app.services import delivery
-from tests.factories import NOW
+from tests.conftest import BASE_URL
+from tests.factories import NOW, make_plan
 from tests.prompt_links import send_prompt
+from tests.scheduler.helpers import deliver, dispatch, mailbox, text_part
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +103,28 @@ def test_after_24_hours_of_failures_the_event_is_dead_and_can_be_replayed(
     assert replayed.exit_code == 0, replayed.output
     assert cli.invoke(args=["outbox", "replay", str(row.id)]).exit_code == 1  # already pending
     assert _deliver_at(hook_app, datetime.now(UTC)).delivered == 1
+
+
+def test_an_undone_reorders_id_is_never_given_to_the_next(hook_app, receiver, monkeypatch):
+    # Before, SQLite gave the undone reorder's id to the next one, whose webhook then collided
+    # with the undone one's cancelled outbox row: every later confirm failed.
+    with hook_app.app_context():
+        make_plan(get_session(), customer="c-1")
+        make_plan(get_session(), customer="c-2")
+        get_session().commit()
+    dispatch(hook_app)
+    deliver(hook_app)
+    paths = [re.findall(re.escape(BASE_URL) + r"(/l/p/\S+)", text_part(m))[0]
+             for m in mailbox(hook_app)]  # fmt: skip
+    monkeypatch.setattr("app.links.views.utcnow", lambda: NOW)
+    client = hook_app.test_client()
+    assert client.post(paths[0], data={"action": "confirm"}).status_code == 200
+    assert client.post(paths[0], data={"action": "undo"}).status_code == 200
+    again = client.post(paths[1], data={"action": "confirm"})
+    assert again.status_code == 200
+    with hook_app.app_context():
+        [reorder] = get_session().query(Reorder).all()
+        assert reorder.id == 2
+    assert _deliver_at(hook_app, datetime.now(UTC)).delivered == 1
+    [(headers, _body, _status)] = receiver.requests
+    assert headers["webhook-id"] == "msg_reorder.confirmed_2"
