@@ -49,6 +49,13 @@ UPGRADABLE_VERSIONS = ("lncure-3",)
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
+ACTIVITY_RIDGE = 1.0
+"""Prior precision of the activity part's slopes (a N(0, 1) prior; the intercept is free).
+Where nearly no pair has stopped (a small or young shop), the likelihood alone pushes them
+to +/- hundreds and calls regular buyers "stopped" (P(active) 1e-9); on thousands of pairs it
+changes nothing measurable."""
+
+
 class CensoredCureLogNormal(GenericLikelihoodModel):  # type: ignore[misc]
     """Mixture-cure log-normal with right censoring; analytic score.
 
@@ -144,8 +151,15 @@ class CensoredCureLogNormal(GenericLikelihoodModel):  # type: ignore[misc]
             ]
         )
 
+    def loglike(self, params: F64) -> float:
+        """The log-likelihood less a weak ridge on the activity slopes (``ACTIVITY_RIDGE``)."""
+        gamma = self._split(params)[1][1:]
+        return float(self.loglikeobs(params).sum()) - 0.5 * ACTIVITY_RIDGE * float(gamma @ gamma)
+
     def score(self, params: F64) -> F64:
-        return np.asarray(self.score_obs(params).sum(0), dtype=np.float64)
+        grad = np.asarray(self.score_obs(params).sum(0), dtype=np.float64)
+        grad[self.kx + 1 : self.kx + self.kz] -= ACTIVITY_RIDGE * self._split(params)[1][1:]
+        return grad
 
     def hessian(self, params: F64) -> F64:
         """Numerical Jacobian of the analytic score (k score calls, not k^2 likelihood calls)."""
@@ -518,6 +532,8 @@ def _customer_subbatch(batch: BatchInput, seed: int, max_pairs: int) -> BatchInp
 # Fewer purchases (or non-purchases) than this in a stratum's pseudo window: the layer falls
 # back to the timing model's own P(within).
 MIN_LAYER_EVENTS = 50
+EVENTS_PER_COLUMN = 20
+"""Events of the rarer outcome per fitted coefficient below which the layer is not fitted."""
 _TIMING_ONLY_LOGIT = 1  # index of logit_p_timing in V_NAMES
 # History before the pseudo-origin, in horizons, below which the whether-layer is not fitted.
 MIN_LAYER_HISTORY = 1.5
@@ -651,6 +667,11 @@ def _fit_whether(v: F64, bought: NDArray[np.bool_], seed: int, max_rows: int) ->
     # cold starts, or 56-day counts when the history is shorter than 56 days), stay at 0.
     x = v[rows]
     free = _independent_columns(x)
+    n_pos = int(bought[rows].sum())
+    if min(n_pos, rows.shape[0] - n_pos) < EVENTS_PER_COLUMN * int(free.sum()):
+        # Too few events for this many coefficients: an unpenalised fit would learn the few
+        # pairs by heart (a small shop's regular buyers came out "stopped", P(active) 0.002).
+        return fallback
     model = WhetherLogit(bought[rows].astype(np.float64), x[:, free], names=free)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

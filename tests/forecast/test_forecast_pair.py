@@ -19,6 +19,8 @@ from app.forecast import (
 from app.forecast.features import (
     MOMENTUM_PRIOR,
     V_NAMES,
+    X_NAMES,
+    Z_NAMES,
     BatchInput,
     Purchases,
     empty_answers,
@@ -61,6 +63,20 @@ def test_model_analytic_score_matches_numerical_gradient() -> None:
     np.testing.assert_allclose(
         model.score(p), approx_fprime(p, model.loglike, centered=True), rtol=1e-5, atol=1e-6
     )
+
+
+def test_a_small_shop_where_nobody_stops_keeps_its_regular_buyers_active() -> None:
+    # Few pairs and no stopped one: the activity part is not identified, and unpenalised its
+    # slopes ran to hundreds, calling regular buyers "stopped" (no prompt for them at all).
+    small = synthetic_batch(150, seed=5, stop_p=0.0)
+    params = fit_population(small, TODAY, seed=0)
+    kx, kz = len(X_NAMES), len(Z_NAMES)
+    slopes = np.asarray(params.params[kx + 1 : kx + kz])
+    assert np.abs(slopes).max() < 10
+    f = score_batch(small, params, TODAY, 28)
+    regular = (f.n_purchases >= 5) & (TODAY.toordinal() - f.last_day < 20)
+    assert regular.sum() > 10
+    assert f.p_active[regular].min() > 0.95
 
 
 def test_longer_elapsed_open_interval_pushes_median_later(params: PopulationParams) -> None:
