@@ -39,6 +39,11 @@ class ExpiredLink(LinkError):
     record_id: int
 
 
+class SupersededLink(ExpiredLink):
+    """Signed by us, but for a link version the customer's links have moved past (revoked:
+    a forwarded email, a changed address); a fresh link goes to the current address."""
+
+
 @dataclass(frozen=True)
 class LinkClaim:
     record_id: int
@@ -90,19 +95,19 @@ def make_token(secret_key: str, purpose: Purpose, record_id: int, nonce: str, no
 
 
 def read_token(
-    secret_key: str, purpose: Purpose, token: str, max_age: timedelta, now: datetime
+    secret_key: str, purpose: Purpose, token: str, max_age: timedelta | None, now: datetime
 ) -> LinkClaim:
     """The claim of a token made by ``make_token`` for ``purpose``.
 
     Raises TamperedLink for a bad signature or shape, ExpiredLink when it is older than
-    ``max_age`` at ``now``. The caller still checks the nonce against the record.
+    ``max_age`` at ``now`` (None: never). The caller still checks the nonce against the record.
     """
     try:
         payload, signed_at = _serializer(secret_key, purpose).loads(token, return_timestamp=True)
     except BadSignature as exc:
         raise TamperedLink(str(exc)) from exc
     record_id, nonce = _shape(payload)
-    if now - signed_at > max_age:
+    if max_age is not None and now - signed_at > max_age:
         raise ExpiredLink(record_id)
     return LinkClaim(record_id, nonce, signed_at)
 

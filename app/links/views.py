@@ -17,6 +17,7 @@ from app.links.tokens import (
     LinkClaim,
     LinkError,
     Purpose,
+    SupersededLink,
     TamperedLink,
     make_token,
     read_token,
@@ -67,10 +68,17 @@ class PlanForm(Form):  # type: ignore[misc]
 
 
 def _claim(purpose: Purpose, token: str, now: datetime) -> LinkClaim:
+    """The token's claim; raises a LinkError. Unsubscribe links never expire: a mail client's
+    one-click unsubscribe (RFC 8058) on an old email must still work."""
     settings = current_settings()
-    return read_token(
-        settings.secret_key, purpose, token, timedelta(days=settings.link_max_age_days), now
-    )
+    max_age = timedelta(days=settings.link_max_age_days)
+    claim = read_token(settings.secret_key, purpose, token,
+                       None if purpose is Purpose.UNSUBSCRIBE else max_age, now)  # fmt: skip
+    if purpose is not Purpose.PROMPT:
+        customer = get_session().get(Customer, claim.record_id)
+        if customer is not None and str(customer.link_version) != claim.nonce:
+            raise SupersededLink(claim.record_id)
+    return claim
 
 
 def _link_problem(error: LinkError, purpose: Purpose, token: str) -> tuple[str, int]:
@@ -79,7 +87,8 @@ def _link_problem(error: LinkError, purpose: Purpose, token: str) -> tuple[str, 
         customer = _owner(purpose, error.record_id)
         if customer is not None:
             g.locale = customer.locale.value
-        page = render_template("links/problem.html", problem="expired", token=token,
+        problem = "superseded" if isinstance(error, SupersededLink) else "expired"
+        page = render_template("links/problem.html", problem=problem, token=token,
                                purpose=purpose.value, can_refresh=customer is not None)  # fmt: skip
         return page, 410
     return render_template("links/problem.html", problem="invalid", can_refresh=False), 404
@@ -160,8 +169,8 @@ def _customer(purpose: Purpose, token: str, now: datetime) -> Customer | tuple[s
     except LinkError as error:
         return _link_problem(error, purpose, token)
     customer = get_session().get(Customer, claim.record_id)
-    if customer is None or str(customer.link_version) != claim.nonce:
-        return _link_problem(TamperedLink("revoked"), purpose, token)
+    if customer is None:
+        return _link_problem(TamperedLink("no such customer"), purpose, token)
     g.locale = customer.locale.value
     return customer
 

@@ -119,10 +119,13 @@ def set_subscribed(session: Session, customer: Customer, subscribed: bool, now: 
 def revoke_links(
     session: Session, customer: Customer, actor_type: ActorType, actor: str, now: datetime
 ) -> None:
-    """Invalidate every plans-page and unsubscribe link sent so far (a forwarded email, a changed
-    address). Prompt links stay valid; new emails carry links with the new version."""
+    """Invalidate every link sent so far (a forwarded email, a changed address): plans-page and
+    unsubscribe links carry the old version; open prompts are cancelled, so their links take
+    no answer, and each plan is prompted again, at the current address, with new links."""
     customer.link_version += 1
     customer.updated_at = now
+    plan_ids = session.scalars(select(col(Plan.id)).where(col(Plan.customer_id) == customer.id))
+    cancel_open(session, [p for p in plan_ids if p is not None], "links revoked", now)
     record(session, now, actor_type, actor, "links.revoke", "customer", customer.external_id,
            {"link_version": customer.link_version - 1},
            {"link_version": customer.link_version})  # fmt: skip

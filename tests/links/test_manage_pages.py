@@ -60,7 +60,7 @@ def test_pausing_cancels_the_open_prompt_and_resuming_schedules_again(
     assert "有効" in resumed.text
     plan = _plan(app)
     assert plan.status is PlanStatus.ACTIVE
-    assert plan.prompt_on is not None
+    assert plan.prompt_on is not None, (plan.p_active, plan.explanation)
 
 
 def test_a_fixed_interval_is_kept_and_out_of_range_is_refused(client, app, links, at_now):
@@ -194,21 +194,58 @@ def test_resubscribing_from_the_plans_page(client, app, links, at_now):
     assert _customer(app).unsubscribed_at is None
 
 
-def test_revoked_links_stop_working_but_prompt_links_keep_working(runner, app, links, at_now):
+def test_revoked_links_stop_working_and_offer_a_fresh_one(runner, app, links, at_now):
     result: Result = runner.invoke(args=["customers", "revoke-links", "c-1", "--by", "ops"])
     assert result.exit_code == 0, result.output
     client = app.test_client()
-    assert client.get(links["m"]).status_code == 404
-    assert client.post(links["u"]).status_code == 404
+    page = client.get(links["m"])
+    assert page.status_code == 410
+    assert "このリンクは新しいものに置き換えられました" in page.text
+    assert "新しいリンクをメールで受け取る" in page.text
+    assert client.post(links["u"]).status_code == 410
     assert _customer(app).unsubscribed_at is None
-    assert client.get(links["p"]).status_code == 200
+    # The open prompt is cancelled: its link takes no answer, and the plan is prompted again.
+    closed = client.post(links["p"], data={"action": "confirm"})
+    assert "受付を終了しました" in closed.text
+    assert prompt_rows(app)[0].cancel_reason == "links revoked"
+    assert dispatch(app, NOW + timedelta(hours=1)).emails == 1
+    # The offer sends a working link to the current address (not "your link still works").
+    token = links["m"].removeprefix("/l/m/")
+    sent = client.post("/l/fresh", data={"token": token, "purpose": "manage"})
+    assert "新しいリンクをお送りしました" in sent.text
 
 
 def test_an_email_change_from_the_backend_revokes_old_links(client, app, auth, links, at_now):
     response = client.put("/api/v1/customers/c-1", json=customer_body(email="new@example.jp"),
                           headers=auth)  # fmt: skip
     assert response.status_code == 200
-    assert client.get(links["m"]).status_code == 404
+    assert client.get(links["m"]).status_code == 410
+    assert "受付を終了しました" in client.get(links["p"]).text
+    dispatch(app, NOW + timedelta(hours=1))
+    deliver(app, NOW + timedelta(hours=1))
+    assert mailbox(app)[-1]["To"] == "new@example.jp"
+
+
+def test_an_old_unsubscribe_link_still_unsubscribes(client, app, links, at_now):
+    # One-click unsubscribe (RFC 8058) from a months-old email must work, whatever the age.
+    at_now["now"] = NOW + timedelta(days=400)
+    page = client.post(links["u"], data={"List-Unsubscribe": "One-Click"})
+    assert page.status_code == 200
+    assert _customer(app).unsubscribed_at is not None
+    assert client.get(links["m"]).status_code == 410  # the plans page link did expire
+
+
+def test_a_superseded_link_page_is_in_the_customers_language(client, app, runner, at_now):
+    with app.app_context():
+        make_plan(get_session(), customer="c-en", locale=Locale.EN)
+        get_session().commit()
+    dispatch(app)
+    deliver(app)
+    urls = re.findall(re.escape(BASE_URL) + r"(/l/m/\S+)", text_part(mailbox(app)[0]))
+    runner.invoke(args=["customers", "revoke-links", "c-en", "--by", "ops"])
+    page = client.get(urls[0])
+    assert '<html lang="en">' in page.text
+    assert "This link has been replaced" in page.text
 
 
 def test_english_customer_gets_english_email_and_pages(client, app, at_now):
