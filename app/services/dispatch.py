@@ -14,12 +14,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.config import Settings
+from app.config import Settings, allowed_hours
 from app.db import table_of
 from app.links.tokens import Purpose
 from app.links.urls import link
@@ -35,6 +36,7 @@ from app.models import (
 )
 from app.services import outbox
 from app.services.plans import CHUNK, lock_customers
+from app.services.timing import send_after
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +147,8 @@ def send_claimed(
     ids = [o.customer_id for o in outgoing]
     lock_customers(session, ids + [items[0]["customer_id"] for items, _ in unrendered])
     failed = sum(
-        _held_back(session, worker, items, failures, now) for items, failures in unrendered
+        _held_back(session, settings, worker, items, failures, now)
+        for items, failures in unrendered
     )
     recent = _recent_emails(session, ids, now)
     current = _load_claimed(session, worker, ids)
@@ -153,7 +156,7 @@ def send_claimed(
     for o in outgoing:
         sent_times = recent.get(o.customer_id, [])
         if len(sent_times) >= settings.max_prompts_per_week:
-            postponed += _postpone(session, worker, o.ids, now, sent_times)
+            postponed += _postpone(session, settings, worker, o.items, now, sent_times)
         elif _rendered_for(current.get(o.customer_id) or o.items) != _rendered_for(o.items):
             # Back to the queue, due as they were: the next round renders them afresh.
             postponed += _finish(session, worker, o.ids, now, status=PromptStatus.SCHEDULED,
@@ -206,7 +209,7 @@ def _sort_claimed(
             cancelled += _finish(session, worker, ids, now, status=PromptStatus.CANCELLED,
                                  cancel_reason="unsubscribed")  # fmt: skip
         elif len(recent.get(customer_id, [])) >= settings.max_prompts_per_week:
-            postponed += _postpone(session, worker, ids, now, recent[customer_id])
+            postponed += _postpone(session, settings, worker, items, now, recent[customer_id])
         else:
             ready.append(items)
     return ready, postponed, cancelled
@@ -220,22 +223,42 @@ def _rendered_for(items: list[dict[str, Any]]) -> tuple[Any, ...]:
 
 
 def _held_back(
-    session: Session, worker: str, items: list[dict[str, Any]], failures: int, now: datetime
+    session: Session,
+    settings: Settings,
+    worker: str,
+    items: list[dict[str, Any]],
+    failures: int,
+    now: datetime,
 ) -> int:
     """A customer's prompts whose email failed to render for the ``failures``-th time: back to
-    scheduled, each failure counted, due again after ``render_retry``."""
+    scheduled, each failure counted, due again after ``render_retry`` (outside quiet hours)."""
     prompt = table_of(Prompt)
+    due = _next_send(settings, items[0], now + render_retry(failures))
     return _finish(session, worker, [item["id"] for item in items], now,
-                   status=PromptStatus.SCHEDULED, due_at=now + render_retry(failures),
-                   claimed_by=None, render_failures=prompt.c.render_failures + 1)  # fmt: skip
+                   status=PromptStatus.SCHEDULED, due_at=due, claimed_by=None,
+                   render_failures=prompt.c.render_failures + 1)  # fmt: skip
 
 
 def _postpone(
-    session: Session, worker: str, ids: list[int], now: datetime, sent_times: list[datetime]
+    session: Session,
+    settings: Settings,
+    worker: str,
+    items: list[dict[str, Any]],
+    now: datetime,
+    sent_times: list[datetime],
 ) -> int:
-    """Back to scheduled, for when the oldest email of the week leaves the window."""
+    """Back to scheduled, due when the oldest email of the week leaves the window, at the
+    customer's send hour (or the next hour outside the quiet hours)."""
+    ids = [item["id"] for item in items]
     return _finish(session, worker, ids, now, status=PromptStatus.SCHEDULED,
-                   due_at=min(sent_times) + WEEK, claimed_by=None)  # fmt: skip
+                   due_at=_next_send(settings, items[0], min(sent_times) + WEEK),
+                   claimed_by=None)  # fmt: skip
+
+
+def _next_send(settings: Settings, customer: dict[str, Any], earliest: datetime) -> datetime:
+    hour = settings.default_send_hour if customer["send_hour"] is None else customer["send_hour"]
+    allowed = allowed_hours(settings.quiet_hours)
+    return send_after(earliest, hour, ZoneInfo(customer["timezone"]), allowed)
 
 
 @dataclass(frozen=True)
@@ -357,6 +380,8 @@ def _load_claimed(
             customer.c.locale,
             customer.c.link_version,
             customer.c.unsubscribed_at,
+            customer.c.timezone,
+            customer.c.send_hour,
         )
         .join(plan, plan.c.id == prompt.c.plan_id)
         .join(product, product.c.id == plan.c.product_id)

@@ -30,6 +30,21 @@ def send_at(day: date, hour: int, zone: ZoneInfo, now: datetime, allowed: list[i
     raise ValueError("no allowed hour")
 
 
+def send_after(earliest: datetime, hour: int, zone: ZoneInfo, allowed: list[int]) -> datetime:
+    """The first moment from ``earliest`` on at which a prompt may go: the customer's local
+    ``hour`` that day if it is still to come; else ``earliest`` itself outside the quiet
+    hours; else (quiet hours) the customer's hour the next day."""
+    local = earliest.astimezone(zone)
+    wanted = datetime.combine(local.date(), time(hour), tzinfo=zone)
+    if wanted >= earliest:
+        return wanted.astimezone(UTC)
+    if local.hour in allowed:
+        return earliest
+    return datetime.combine(local.date() + timedelta(days=1), time(hour), tzinfo=zone).astimezone(
+        UTC
+    )
+
+
 def learned_send_hour(answer_hours: Iterable[int], allowed: list[int]) -> int | None:
     """The local hour at which this customer usually answers, if there is enough evidence.
 

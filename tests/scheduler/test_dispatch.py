@@ -13,6 +13,7 @@ from app.db import get_session
 from app.models import Customer, Locale, Plan, PromptStatus
 from app.scheduler import jobs
 from app.services import dispatch as dispatching
+from app.services import prompts
 from tests.conftest import BASE_URL
 from tests.factories import NOW, make_plan, order_body
 from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, schedule, text_part
@@ -159,7 +160,9 @@ def test_an_email_that_keeps_failing_to_render_waits_longer_each_time(app, caplo
         waits.append(prompt.due_at - at)
         at = prompt.due_at
     hours = [w / timedelta(hours=1) for w in waits]
-    assert hours == [1, 2, 4, 8, 16, 24, 24]
+    # From 10:00 in Tokyo: 11:00, 13:00, 17:00; then 8 h would be 01:00, a quiet hour, so the
+    # next try waits for the customer's send hour (10:00), as do the later ones.
+    assert hours == [1, 2, 4, 17, 24, 24, 24]
     assert prompt.render_failures == 7
     assert prompt.status is PromptStatus.SCHEDULED
     assert "(prompts [1], attempt 7); trying again in 1 day" in caplog.text
@@ -203,6 +206,24 @@ def test_weekly_limit_postpones_further_prompts_until_the_week_has_passed(app):
     assert postponed.status is PromptStatus.SCHEDULED
     assert postponed.due_at == NOW + timedelta(days=7)
     assert dispatch(app, NOW + timedelta(days=7)).emails == 1
+
+
+def test_a_prompt_held_back_by_the_weekly_limit_never_comes_in_the_quiet_hours(app):
+    _plans(app, {"product": "p-1"})
+    late = NOW + timedelta(hours=13)  # 23:00 in Tokyo: an operator's send-now
+    with app.app_context():
+        assert prompts.send_now(get_session(), current_settings(), late, "ops") == 1
+        get_session().commit()
+    assert dispatch(app, late).emails == 1
+    _plans(app, {"product": "p-2", "prompt_on": date(2026, 11, 24)})
+    _plans(app, {"product": "p-3", "prompt_on": date(2026, 11, 26)})
+    assert dispatch(app, NOW + timedelta(days=4)).emails == 1
+    assert dispatch(app, NOW + timedelta(days=6)).postponed == 1
+    due = prompt_rows(app)[-1].due_at
+    # Not 23:00 a week on: the customer's send hour the morning after.
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert due.astimezone(tokyo) == datetime(2026, 11, 28, 10, 0, tzinfo=tokyo)
+    assert due >= late + timedelta(days=7)
 
 
 def _while_first_email_renders(monkeypatch, meanwhile):
@@ -305,3 +326,18 @@ def test_unsubscribed_customer_gets_no_prompt(app):
         session.commit()
     assert dispatch(app).emails == 0
     assert prompt_rows(app) == []
+
+
+def test_a_new_time_zone_re_times_the_prompts_not_yet_sent(app, client, auth):
+    _plans(app, {"product": "p-1"})
+    schedule(app, NOW - timedelta(hours=2))
+    [before] = prompt_rows(app)
+    assert before.due_at == NOW  # 10:00 in Tokyo
+    body = {"email": "c-1@example.jp", "name": "Pat", "locale": "en",
+            "timezone": "America/New_York"}  # fmt: skip
+    assert client.put("/api/v1/customers/c-1", json=body, headers=auth).status_code == 200
+    schedule(app, NOW - timedelta(hours=1))
+    old, new = prompt_rows(app)
+    assert (old.status, old.cancel_reason) == (PromptStatus.CANCELLED, "time zone changed")
+    assert new.status is PromptStatus.SCHEDULED
+    assert new.due_at == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # 10:00 in New York
