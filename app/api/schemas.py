@@ -31,9 +31,16 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TZ_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def no_control_characters(value: str) -> None:
+    """Text that can be stored and shown: no control characters, and no lone UTF-16
+    surrogates (JSON's ``"\\ud800"`` decodes to one, which no database or email can encode)."""
     if _CONTROL.search(value):
         raise ValidationError("must not contain control characters")
+    if _SURROGATE.search(value):
+        raise ValidationError("must be valid Unicode (contains a lone surrogate such as \\ud800)")
 
 
 def check_external_id(value: str) -> None:
@@ -43,10 +50,24 @@ def check_external_id(value: str) -> None:
     no_control_characters(value)
     if value != value.strip():
         raise ValidationError("must not start or end with white space")
+    if "\ufffd" in value:
+        # What a path that was not valid UTF-8 decodes to: different ids would collide.
+        raise ValidationError("must not contain U+FFFD (a path must be valid UTF-8)")
+
+
+# Files in the zone database that are no zone of their own: the server's zone ("localtime",
+# whatever the host is set to), a placeholder ("Factory"), and the leap-second and POSIX
+# copies of every zone ("right/...", "posix/...").
+_NOT_ZONES = {"localtime", "Factory", "posixrules"}
 
 
 def check_timezone(value: str) -> None:
-    if len(value) > 64 or not _TZ_NAME.match(value):
+    if (
+        len(value) > 64
+        or not _TZ_NAME.match(value)
+        or value in _NOT_ZONES
+        or value.startswith(("right/", "posix/"))
+    ):
         raise ValidationError("is not an IANA time zone name such as Asia/Tokyo")
     try:
         ZoneInfo(value)
@@ -79,7 +100,7 @@ def _when(**kwargs: Any) -> fields.AwareDateTime:
 
 
 class CustomerSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=320))
+    email = fields.Email(required=True, validate=[validate.Length(max=320), no_control_characters])
     name = _text(200, load_default=None, allow_none=True)
     locale = fields.String(
         load_default=Locale.JA.value, validate=validate.OneOf([m.value for m in Locale])

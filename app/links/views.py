@@ -23,7 +23,7 @@ from app.links.tokens import (
     read_token,
 )
 from app.models import Customer, Plan, PlanStatus, Product, PromptStatus
-from app.services import answers, preferences
+from app.services import answers, preferences, prompts
 from app.services.answers import Action, PromptView
 from app.services.fresh_links import send_fresh_link
 
@@ -47,7 +47,7 @@ def _private(response: Response) -> Response:
 
 class AnswerForm(Form):  # type: ignore[misc]
     action = SelectField(choices=[a.value for a in Action], validators=[InputRequired()])
-    quantity = IntegerField(validators=[Optional(), NumberRange(1, answers.MAX_QUANTITY)])
+    quantity = IntegerField(validators=[Optional(), NumberRange(1, prompts.MAX_QUANTITY)])
     snooze_days = SelectField(
         choices=[str(d) for d in answers.SNOOZE_CHOICES], validators=[Optional()]
     )
@@ -151,7 +151,7 @@ def _prompt_template(
         can_undo=view.can_undo(now),
         open=view.prompt.status is PromptStatus.SENT,
         snooze_choices=answers.SNOOZE_CHOICES,
-        max_quantity=answers.MAX_QUANTITY,
+        max_quantity=prompts.MAX_QUANTITY,
         manage_token=_manage_token(current_settings(), view.customer, now),
     )
 

@@ -102,8 +102,10 @@ def _part_lines(text: str, subtype: str) -> list[str]:
 
 
 def _ascii_header(value: str) -> str:
-    """``value`` as RFC 2047 base64 encoded-words (UTF-8, at most 75 characters each)."""
-    if value.isascii():
+    """``value`` as RFC 2047 base64 encoded-words (UTF-8, at most 75 characters each). Plain
+    ASCII stays as it is, unless it holds "=?" (a product named "=?utf-8?b?SGk=?=" would be
+    decoded by mail clients as "Hi"); encoded, it reads as typed."""
+    if value.isascii() and "=?" not in value:
         return value
     words: list[str] = []
     chunk: list[str] = []

@@ -46,7 +46,6 @@ from app.services.webhooks import event_body
 logger = logging.getLogger(__name__)
 
 SNOOZE_CHOICES = (3, 7, 14)
-MAX_QUANTITY = 99
 SKIP_REST_DAYS = 7
 """After "skip this time", the plan is not prompted again for at least this many days."""
 RECENT_ANSWERS = 20

@@ -34,6 +34,10 @@ from app.services.timing import send_at
 
 logger = logging.getLogger(__name__)
 
+MAX_QUANTITY = 999
+"""The most a customer can confirm on the prompt page (a case buyer's 150 must fit); a prompt
+proposes the last order's quantity, at most this."""
+
 EXPIRED_PAUSE_DAYS = 7
 """After an unanswered prompt expires, the plan is not prompted again for this many days."""
 _OPEN = [s.value for s in OPEN_PROMPT_STATUSES]
@@ -94,7 +98,7 @@ def schedule_prompts(session: Session, settings: Settings, now: datetime, limit:
                 "status": PromptStatus.SCHEDULED.value,
                 "due_at": send_at(day, hour, zone, now, hours),
                 "nonce": secrets.token_hex(16),
-                "quantity": r.last_quantity or 1,
+                "quantity": min(r.last_quantity or 1, MAX_QUANTITY),
                 "based_on_ordered_on": r.last_ordered_on,
                 "created_at": now,
                 "updated_at": now,

@@ -1,3 +1,5 @@
+import json
+
 from tests.factories import order_body
 
 
@@ -85,3 +87,16 @@ def test_full_batch_of_1000_orders_is_accepted(client, auth):
     response = client.post("/api/v1/orders/batch", json=body, headers=auth)
     assert response.status_code == 200
     assert {r["result"] for r in response.json["results"]} == {"created"}
+
+
+def test_an_item_with_text_that_is_not_valid_unicode_fails_alone(client, auth):
+    good = json.dumps(_item("o-good"))
+    bad = json.dumps(_item("o-bad")).replace('"c-1"', '"c-\\udc00"')
+    body = '{"orders": [' + bad + ", " + good + "]}"
+    headers = auth | {"Content-Type": "application/json"}
+    response = client.post("/api/v1/orders/batch", data=body, headers=headers)
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert [r["result"] for r in results] == ["error", "created"]
+    assert "customer_external_id" in results[0]["errors"]
+    assert client.get("/api/v1/orders/o-good", headers=auth).status_code == 200

@@ -1,3 +1,5 @@
+import pytest
+
 from tests.factories import customer_body
 
 
@@ -41,12 +43,32 @@ def test_invalid_email_is_422_naming_the_field(client, auth):
     assert "email" in response.json["errors"]["json"]
 
 
-def test_unknown_timezone_is_422(client, auth):
-    response = client.put(
-        "/api/v1/customers/c-1", json=customer_body(timezone="Mars/Olympus"), headers=auth
-    )
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus", "localtime", "Factory", "posixrules", "right/UTC", "posix/Asia/Tokyo"]
+)
+def test_unknown_timezone_is_422(client, auth, zone):
+    # "localtime" would be whatever zone the server is set to; right/ and posix/ are copies.
+    response = client.put("/api/v1/customers/c-1", json=customer_body(timezone=zone), headers=auth)
     assert response.status_code == 422
-    assert "timezone" in response.json["errors"]["json"]
+    assert response.json["errors"]["json"]["timezone"] == [
+        "is not an IANA time zone name such as Asia/Tokyo"
+    ]
+
+
+def test_text_that_is_not_valid_unicode_is_422_naming_the_field(client, auth):
+    # JSON's "\ud800" decodes to a lone surrogate, which nothing downstream can encode.
+    body = '{"email": "s@example.jp", "name": "bad \\ud800 name"}'
+    headers = auth | {"Content-Type": "application/json"}
+    response = client.put("/api/v1/customers/sur-1", data=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json["errors"]["json"]["name"] == [
+        "must be valid Unicode (contains a lone surrogate such as \\ud800)"
+    ]
+    assert client.get("/api/v1/customers/sur-1", headers=auth).status_code == 404
+    # A path that was not valid UTF-8 (it decodes to U+FFFD) is refused, not stored as "\ufffd".
+    bad_path = client.put("/api/v1/customers/%C0%AF", json=customer_body(), headers=auth)
+    assert bad_path.status_code == 422
+    assert "path" in bad_path.json["errors"]
 
 
 def test_unknown_field_is_422(client, auth):

@@ -1,5 +1,6 @@
 """The pages behind prompt links: GET shows, POST acts, once."""
 
+import re
 import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -22,8 +23,9 @@ from app.models import (
 )
 from app.services import answers, reorders
 from app.services.prompts import expire_prompts
-from tests.factories import NOW, order_body
-from tests.scheduler.helpers import prompt_rows
+from tests.conftest import BASE_URL
+from tests.factories import NOW, make_plan, order_body
+from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, text_part
 
 
 def _reorders(app):
@@ -208,7 +210,7 @@ def test_an_unknown_action_asks_for_a_button(client, app, links, at_now):
 def test_quantity_out_of_range_is_refused_with_the_reason(client, app, links, at_now):
     page = client.post(links["p"], data={"action": "confirm", "quantity": "0"})
     assert page.status_code == 400
-    assert "数量は1〜99の範囲で入力してください。" in page.text
+    assert "数量は1〜999の範囲で入力してください。" in page.text
     assert _reorders(app) == []
 
 
@@ -319,3 +321,21 @@ def test_a_fault_on_our_side_shows_a_friendly_page_and_changes_nothing(
     assert "申し訳ありません。エラーが発生しました" in page.text
     assert "database on fire" not in page.text
     assert prompt_rows(app)[0].status is PromptStatus.SENT
+
+
+def test_a_case_buyers_usual_quantity_can_be_confirmed(client, app, at_now):
+    with app.app_context():
+        plan = make_plan(get_session())
+        plan.last_quantity = 150
+        get_session().commit()
+    dispatch(app)
+    deliver(app)
+    [message] = mailbox(app)
+    assert "× 150" in text_part(message)
+    path = re.findall(re.escape(BASE_URL) + r"(/l/p/\S+)", text_part(message))[0]
+    page = client.get(path)
+    assert 'max="999" value="150"' in page.text
+    assert (
+        "ご注文を承りました：150個お届けします。"
+        in client.post(path, data={"action": "confirm", "quantity": "150"}).text
+    )
