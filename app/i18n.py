@@ -65,6 +65,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "ja")
     app.config["WTF_I18N_ENABLED"] = True
     Babel(app, locale_selector=select_locale)
+    # The page's language as chosen (the customer's, else the browser's): for <html lang>.
+    app.jinja_env.globals["page_locale"] = select_locale
     app.jinja_env.filters["format_date_long"] = format_date_long
     app.jinja_env.filters["format_time_short"] = format_time_short
     # Runs at every render, after the view has chosen the locale (or inside force_locale).

@@ -263,3 +263,17 @@ def test_english_customer_gets_english_email_and_pages(client, app, at_now):
     assert "Your reminders" in page.text
     assert '<html lang="en">' in page.text
     assert "Yes, send it" in client.get(urls["p"]).text
+
+
+def test_after_coming_back_an_old_prompt_link_says_why_it_closed(client, app, links, at_now):
+    client.post(links["u"], data={"List-Unsubscribe": "One-Click"})
+    client.post(links["m"], data={"action": "subscribe"})
+    page = client.get(links["p"])
+    assert "すべてのお知らせを停止されたときに受付を終了しました" in page.text
+
+
+def test_a_broken_link_page_declares_the_language_it_shows(client, links):
+    page = client.get(links["p"][:-3] + "xyz", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert page.status_code == 404
+    assert '<html lang="en">' in page.text
+    assert "This link does not work" in page.text

@@ -246,6 +246,9 @@ def test_expired_link_offers_a_fresh_one_by_email(client, app, links, at_now):
     with app.app_context():
         fresh = get_session().query(Outbox).filter_by(event_type="fresh_link").all()
         assert [o.status for o in fresh] == [OutboxStatus.PENDING]
+    deliver(app, NOW + timedelta(days=31))
+    # The email says what the linked page offers (no ordering there).
+    assert "一時停止・再開・停止や、お届けの間隔の指定ができます" in text_part(mailbox(app)[-1])
 
 
 def test_link_of_a_cancelled_prompt_says_it_is_closed(client, app, links, at_now):
