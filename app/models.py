@@ -246,6 +246,14 @@ class Plan(SQLModel, table=True):
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
 
+    @property
+    def next_prompt_on(self) -> date | None:
+        """The day the next prompt is planned for: its forecast day, or the end of the rest an
+        answer set when that is later; None when no prompt is planned."""
+        if self.prompt_on is None:
+            return None
+        return max(self.prompt_on, self.prompt_not_before or self.prompt_on)
+
 
 class Prompt(SQLModel, table=True):
     """One question to a customer about one plan: "running low on X? send more?"."""

@@ -87,17 +87,28 @@ def active_plans(session: Session) -> int:
 
 
 def prompts_per_day(session: Session, today: date, days: int = 30) -> list[int]:
-    """Active plans by prompt date for the next ``days`` days (overdue ones count today)."""
+    """Active plans by the day of their next prompt (``Plan.next_prompt_on``) for the next
+    ``days`` days, overdue ones today; a plan whose prompt is out already is not due again."""
     end = today + timedelta(days=days)
+    rest = col(Plan.prompt_not_before)
+    day = case((rest > col(Plan.prompt_on), rest), else_=col(Plan.prompt_on))
+    asked = (
+        select(col(Prompt.id))
+        .where(
+            col(Prompt.plan_id) == col(Plan.id),
+            col(Prompt.status).in_([PromptStatus.SENDING, PromptStatus.SENT]),
+        )
+        .exists()
+    )
     rows = session.execute(
-        select(col(Plan.prompt_on), func.count())
-        .where(col(Plan.status) == PlanStatus.ACTIVE, col(Plan.prompt_on) < end)
-        .group_by(col(Plan.prompt_on))
+        select(day, func.count())
+        .where(col(Plan.status) == PlanStatus.ACTIVE, col(Plan.prompt_on) < end, ~asked)
+        .group_by(day)
     ).all()
     counts = [0] * days
-    for day, n in rows:
-        if day is not None:
-            counts[max((day - today).days, 0)] += n
+    for on, n in rows:
+        if on is not None and (on - today).days < days:
+            counts[max((on - today).days, 0)] += n
     return counts
 
 
@@ -138,15 +149,16 @@ def audit_entries(actor: str | None, entity_type: str | None, action: str | None
 
 
 def customers(search: str | None) -> Select[Any]:
-    """Customers whose email, name or external id contains ``search`` (case-insensitive)."""
+    """Customers whose email, name or external id contains every word of ``search``
+    (case-insensitive; words split at any white space, the full-width space of a Japanese
+    keyboard too, so "渡辺　美咲" finds "渡辺 美咲" and "渡辺美咲" alike)."""
     query = select(Customer).order_by(col(Customer.id))
-    if search:
+    for word in (search or "").lower().split():
         # autoescape: a "%" or "_" typed in the search box is that character, not a wildcard.
-        text = search.lower()
         query = query.where(
-            func.lower(col(Customer.email)).contains(text, autoescape=True)
-            | func.lower(col(Customer.name)).contains(text, autoescape=True)
-            | func.lower(col(Customer.external_id)).contains(text, autoescape=True)
+            func.lower(col(Customer.email)).contains(word, autoescape=True)
+            | func.lower(col(Customer.name)).contains(word, autoescape=True)
+            | func.lower(col(Customer.external_id)).contains(word, autoescape=True)
         )
     return query
 

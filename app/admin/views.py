@@ -202,7 +202,7 @@ def customer(customer_id: int) -> str:
             item.plan.median_on,
             (item.plan.q10_on, item.plan.q90_on) if item.plan.q10_on and item.plan.q90_on
             else None,
-            item.plan.prompt_on,
+            item.plan.next_prompt_on,
         ))
         for item in queries.customer_plans(get_session(), customer_id)
     ]  # fmt: skip

@@ -17,20 +17,20 @@ from app.models import ActorType, Customer, Locale, OrderStatus
 from app.services import sync
 from app.services.types import Actor, CustomerIn, LineIn, OrderIn, ProductIn
 
-# (external id, name, unit, typical days one unit lasts)
+# (external id, name, unit as the shop writes it, typical days one unit lasts)
 PRODUCTS = [
-    ("rice-5kg", "お米 5kg", "bag", 30),
-    ("coffee-beans", "コーヒー豆 200g", "bag", 14),
-    ("green-tea", "煎茶 100g", "bag", 21),
-    ("detergent", "洗濯洗剤 詰め替え", "pouch", 35),
-    ("shampoo", "シャンプー 詰め替え", "pouch", 45),
-    ("toilet-paper", "トイレットペーパー 12ロール", "pack", 28),
-    ("cat-food", "キャットフード 2kg", "bag", 25),
-    ("protein", "プロテイン 1kg", "bag", 30),
-    ("water-2l", "天然水 2L×6本", "case", 10),
-    ("contact-lens", "コンタクトレンズ 30枚", "box", 30),
-    ("dish-soap", "食器用洗剤", "bottle", 40),
-    ("vitamins", "マルチビタミン 60粒", "bottle", 60),
+    ("rice-5kg", "お米 5kg", "袋", 30),
+    ("coffee-beans", "コーヒー豆 200g", "袋", 14),
+    ("green-tea", "煎茶 100g", "袋", 21),
+    ("detergent", "洗濯洗剤 詰め替え", "袋", 35),
+    ("shampoo", "シャンプー 詰め替え", "袋", 45),
+    ("toilet-paper", "トイレットペーパー 12ロール", "パック", 28),
+    ("cat-food", "キャットフード 2kg", "袋", 25),
+    ("protein", "プロテイン 1kg", "袋", 30),
+    ("water-2l", "天然水 2L×6本", "ケース", 10),
+    ("contact-lens", "コンタクトレンズ 30枚", "箱", 30),
+    ("dish-soap", "食器用洗剤", "本", 40),
+    ("vitamins", "マルチビタミン 60粒", "本", 60),
 ]
 FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"]
 GIVEN = ["花子", "太郎", "美咲", "健太", "陽子", "翔", "由美", "大輔", "さくら", "蓮"]

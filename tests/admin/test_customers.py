@@ -1,5 +1,7 @@
 """Finding a customer and reading (and steering) their plans."""
 
+from datetime import timedelta
+
 from sqlmodel import col
 
 from app.db import get_session
@@ -25,6 +27,12 @@ def test_search_finds_customers_by_email_name_or_external_id(shop, operator):
         page = operator.get("/admin/customers", query_string={"q": term})
         assert f'/admin/customers/{customer.id}"' in page.text, term
     assert "No customers match" in operator.get("/admin/customers?q=zzz-nobody").text
+    # Words match apart, whatever space separates them (a Japanese keyboard types U+3000).
+    family, _, given = customer.name.partition(" ")
+    if given:
+        for term in (f"{family}\u3000{given}", f"{given} {family}"):
+            page = operator.get("/admin/customers", query_string={"q": term})
+            assert f'/admin/customers/{customer.id}"' in page.text, term
     # "%" and "_" are the characters themselves, not SQL wildcards.
     for term in ("%", "_", "c_0"):
         page = operator.get("/admin/customers", query_string={"q": term})
@@ -95,3 +103,15 @@ def test_another_customers_plan_is_not_found(shop, operator):
     response = operator.post(f"/admin/customers/{other.id}/plans/{plan.id}",
                              data={"csrf_token": token, "action": "stop"})  # fmt: skip
     assert response.status_code == 404
+
+
+def test_the_next_prompt_shown_is_the_day_it_will_come_after_a_rest(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    assert plan.prompt_on is not None
+    rest = plan.prompt_on + timedelta(days=6)
+    with shop.app_context():
+        get_session().get_one(Plan, plan.id).prompt_not_before = rest
+        get_session().commit()
+    page = operator.get(f"/admin/customers/{customer.id}")
+    assert f"<strong>Next prompt:</strong> {rest:%d %b %Y} (the forecast" in page.text
+    assert f"next prompt {rest:%d %b %Y}." in page.text  # the chart's description

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from app.admin import queries
 from app.db import get_session
 from app.models import (
     AuditLog,
@@ -21,7 +22,7 @@ from app.models import (
     PromptStatus,
 )
 from app.services import forecasting, outbox
-from tests.admin.conftest import NOW, OPERATOR, csrf_token
+from tests.admin.conftest import NOW, OPERATOR, TODAY, csrf_token
 from tests.factories import order_body
 from tests.scheduler.helpers import dispatch
 
@@ -229,3 +230,24 @@ def test_a_synced_reorder_is_checked_against_its_forecast_on_the_dashboard(
     assert re.search(r"Median error</th><td>0 days", page.text)
     assert re.search(r"Inside the 80 % interval</th><td>100 %", page.text)
     assert "First to second purchase" in page.text and product in page.text
+
+
+def test_prompts_due_count_the_rest_and_leave_out_plans_already_asked(shop):
+    with shop.app_context():
+        session = get_session()
+        plans = session.query(Plan).filter(col(Plan.prompt_on).is_not(None)).all()
+        before = queries.prompts_per_day(session, TODAY)
+        rested, asked = plans[0], plans[1]
+        assert rested.prompt_on and asked.prompt_on and asked.id
+        rest = max(TODAY, rested.prompt_on) + timedelta(days=5)
+        rested.prompt_not_before = rest
+        session.add(Prompt(plan_id=asked.id, customer_id=asked.customer_id,
+                           status=PromptStatus.SENT, due_at=NOW, nonce="n", quantity=1,
+                           created_at=NOW, updated_at=NOW))  # fmt: skip
+        session.commit()
+        after = queries.prompts_per_day(session, TODAY)
+        expected = list(before)
+        expected[max((rested.prompt_on - TODAY).days, 0)] -= 1
+        expected[max((asked.prompt_on - TODAY).days, 0)] -= 1
+        expected[(rest - TODAY).days] += 1
+        assert after == expected
