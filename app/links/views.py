@@ -191,8 +191,10 @@ def manage_page(token: str) -> tuple[str, int] | str:
         else:
             session.rollback()
     plans = preferences.customer_plans(session, customer.id)  # type: ignore[arg-type]
+    saved = request.method == "POST" and error is None
     page = render_template("links/manage.html", customer=customer, plans=plans, form=form,
-                           error=error, token=token, ranges=_interval_ranges(plans))  # fmt: skip
+                           error=error, token=token, ranges=_interval_ranges(plans),
+                           saved=saved)  # fmt: skip
     return page, (error.status if error else 200)
 
 

@@ -190,9 +190,12 @@ def reason_sentence(data: dict[str, Any] | None, fallback: str | None) -> str:
             units=units, days=round(interval), chance=chance, day=format_date_long(runout),
             lead=lead,
         ))  # fmt: skip
-    return str(gettext(
-        "%(n)d purchases, about %(units)s every %(days)d days; "
+    return str(ngettext(
+        "%(n)d purchases, about %(units)s unit every %(days)d days; "
         "%(chance)d%% chance of running out after %(day)s; delivery takes %(lead)d days.",
+        "%(n)d purchases, about %(units)s units every %(days)d days; "
+        "%(chance)d%% chance of running out after %(day)s; delivery takes %(lead)d days.",
+        1 if units == "1" else 2,
         n=int(data.get("n_purchases") or 0), units=units, days=round(interval), chance=chance,
         day=format_date_long(runout), lead=lead,
     ))  # fmt: skip

@@ -48,8 +48,10 @@ def test_pausing_cancels_the_open_prompt_and_resuming_schedules_again(
 ):
     _order_monthly(client, auth)
     plan_id = _plan(app).id
+    assert 'aria-label="洗剤 p-1のお知らせを一時停止"' in client.get(links["m"]).text
     paused = client.post(links["m"], data={"action": "pause", "plan_id": plan_id})
     assert paused.status_code == 200
+    assert "変更を保存しました。" in paused.text
     assert "一時停止中" in paused.text
     assert _plan(app).status is PlanStatus.PAUSED
     assert prompt_rows(app)[0].status is PromptStatus.CANCELLED

@@ -90,7 +90,7 @@ def test_due_prompt_becomes_one_email_in_the_customers_language(app):
     assert message["To"] == "pat@example.com"
     assert message["Subject"] == "Running low on 洗剤 p-1?"
     body = text_part(message)
-    assert "3 purchases, about 2 every 30 days" in body
+    assert "3 purchases, about 2 units every 30 days" in body
     assert "https://kaidoki.example.test/l/p/" in body
     [prompt] = prompt_rows(app)
     assert prompt.status is PromptStatus.SENT
