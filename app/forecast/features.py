@@ -38,7 +38,7 @@ X_NAMES = (
     "const",
     "product_norm",
     "pair_dev",
-    "log_units",
+    "first_log_units",
     "units_vs_usual",
     "log_cadence",
     "log_n",
@@ -280,10 +280,14 @@ def design(
     kf = k.astype(np.float64)
     pair_dev = (log_gap_before - kf * product_norm) / (kf + PAIR_PRIOR)
     units_vs_usual = np.where(k > 0, log_units - mean_log_units_before, 0.0)
+    # How many units: after the first purchase only. With history, the pair's own gaps say how
+    # long its usual purchase lasts, and only a purchase bigger or smaller than usual moves it;
+    # the absolute count would read a case buyer's 150 every 30 days as months of stock.
+    first_units = np.where(k > 0, 0.0, log_units)
     log_n = np.log1p(kf)
     ones = np.ones_like(kf)
     x = np.column_stack(
-        [ones, product_norm, pair_dev, log_units, units_vs_usual, log_cadence, log_n]
+        [ones, product_norm, pair_dev, first_units, units_vs_usual, log_cadence, log_n]
     )
     z = np.column_stack([ones, product_repeat, log_n, log_cadence, pair_dev, product_norm])
     w = np.column_stack([ones, log_n])

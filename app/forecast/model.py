@@ -43,12 +43,16 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from app.forecast import features as ft
 from app.forecast.features import F64, I64, BatchInput
 
-MODEL_VERSION = "lncure-4"
-UPGRADABLE_VERSIONS = ("lncure-3",)
-"""Stored before the whether-layer had ``product_momentum``: read as if its coefficient were 0."""
+MODEL_VERSION = "lncure-5"
+UPGRADABLE_VERSIONS = ("lncure-3", "lncure-4")
+"""Older stored parameters, read until the next refit replaces them: lncure-3 (before the
+whether-layer had ``product_momentum``) as if its coefficient were 0; lncure-4 as it is (its
+units coefficient also applied to pairs with history, which lncure-5 leaves to their own gaps:
+their forecasts move a little until the nightly refit)."""
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
+LOG_SIGMA_BOUNDS = (-20.0, 5.0)
 ACTIVITY_RIDGE = 1.0
 """Prior precision of the activity part's slopes (a N(0, 1) prior; the intercept is free).
 Where nearly no pair has stopped (a small or young shop), the likelihood alone pushes them
@@ -108,7 +112,10 @@ class CensoredCureLogNormal(GenericLikelihoodModel):  # type: ignore[misc]
             return self._cache[1]
         beta, gamma, delta = self._split(params)
         y = self.endog
-        log_sigma = self.w_mat @ delta
+        # Bounded: an optimiser's trial step on clockwork data (every gap the same) can ask for
+        # a scale that underflows to 0. Inside the bounds (all real fits) nothing changes.
+        raw_log_sigma = self.w_mat @ delta
+        log_sigma = np.clip(raw_log_sigma, LOG_SIGMA_BOUNDS[0], LOG_SIGMA_BOUNDS[1])
         sigma = np.exp(log_sigma)
         zz = (y - self.exog @ beta) / sigma
         eta = self.z_mat @ gamma
@@ -118,6 +125,7 @@ class CensoredCureLogNormal(GenericLikelihoodModel):  # type: ignore[misc]
         log_a = np.logaddexp(log_1mp, log_p + log_s)
         parts = {
             "y": y, "sigma": sigma, "log_sigma": log_sigma, "z": zz, "eta": eta,
+            "sigma_free": (raw_log_sigma == log_sigma).astype(np.float64),
             "log_p": log_p, "log_1mp": log_1mp, "log_s": log_s, "log_a": log_a,
         }  # fmt: skip
         self._cache = (key, parts)
@@ -141,7 +149,7 @@ class CensoredCureLogNormal(GenericLikelihoodModel):  # type: ignore[misc]
         d_eta_c = -p * np.exp(q["log_1mp"]) * (-np.expm1(q["log_s"])) / np.exp(q["log_a"])
         d_eta = np.where(ev, 1.0 - p, d_eta_c)
         d_mu = np.where(ev, zz / sigma, h / sigma)
-        d_logsig = np.where(ev, zz**2 - 1.0, h * zz)
+        d_logsig = np.where(ev, zz**2 - 1.0, h * zz) * q["sigma_free"]
         wt = self.weights[:, None]
         return np.column_stack(
             [
@@ -227,10 +235,11 @@ class PopulationParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PopulationParams:
-        if d.get("model_version") in UPGRADABLE_VERSIONS:
+        version = d.get("model_version")
+        if version not in (MODEL_VERSION, *UPGRADABLE_VERSIONS):
+            raise ValueError(f"unsupported model_version {version!r}")
+        if version == "lncure-3":
             d = _with_momentum(d)
-        elif d.get("model_version") != MODEL_VERSION:
-            raise ValueError(f"unsupported model_version {d.get('model_version')!r}")
         ll = d.get("loglike")
         return cls(
             model_version=MODEL_VERSION,

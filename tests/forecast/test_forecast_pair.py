@@ -311,6 +311,30 @@ def test_product_momentum_compares_the_last_4_weeks_with_the_8_before() -> None:
     assert np.all(product_momentum(pur, pair_product, 2, 1000) == 0.0)
 
 
+def test_a_case_buyer_on_a_steady_cadence_is_forecast_by_it(params: PopulationParams) -> None:
+    # The same 30-day cadence, 2 or 150 units at a time: the pair's own gaps say how long its
+    # usual purchase lasts (the absolute count read 150 as months of stock, and no prompt).
+    days = [TODAY - d * D for d in (95, 65, 35, 5)]
+    by_units = {}
+    for units in (2.0, 150.0):
+        h = PairHistory(purchases=tuple((d, units) for d in days))
+        by_units[units] = forecast_pair(h, "slow", SETTINGS, params, TODAY, 28)
+    assert by_units[150.0].median_on == by_units[2.0].median_on
+    assert by_units[150.0].prompt_on == by_units[2.0].prompt_on
+    # A purchase bigger than the pair's usual still lasts longer.
+    bigger = PairHistory(purchases=(*((d, 2.0) for d in days[:-1]), (days[-1], 6.0)))
+    assert forecast_pair(bigger, "slow", SETTINGS, params, TODAY, 28).median_on > (
+        by_units[2.0].median_on
+    )
+
+
+def test_parameters_stored_by_lncure_4_still_load(params: PopulationParams) -> None:
+    old = params.to_dict() | {"model_version": "lncure-4"}
+    assert PopulationParams.from_dict(old) == params
+    with pytest.raises(ValueError, match="unsupported model_version 'lncure-2'"):
+        PopulationParams.from_dict(old | {"model_version": "lncure-2"})
+
+
 def test_parameters_stored_before_momentum_score_as_they_did(
     synthetic, params: PopulationParams
 ) -> None:
