@@ -1,5 +1,6 @@
 """SQLite writers queue on a file lock beside the database (web workers and the scheduler)."""
 
+import itertools
 import sqlite3
 import threading
 import time
@@ -115,4 +116,9 @@ def test_back_to_back_writers_still_let_the_wal_restart(engine, tmp_path, monkey
         w.start()
     for w in writers:
         w.join()
-    assert max(sizes) < 16 * 64 * 1024
+    # The WAL keeps restarting (its size drops back again and again) and stays a small multiple
+    # of the threshold; never checkpointed it would end at several MB. How small depends on how
+    # the three threads interleave on a loaded machine (CI saw 21 x once), so the bound is loose.
+    restarts = sum(1 for a, b in itertools.pairwise(sizes) if b < a)
+    assert restarts >= 5, sizes
+    assert max(sizes) < 32 * 64 * 1024
