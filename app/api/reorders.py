@@ -8,7 +8,7 @@ from flask_smorest import abort
 
 from app.api import schemas
 from app.api.auth import current_actor, idempotent
-from app.api.resources import blp
+from app.api.resources import IDEMPOTENCY_KEY, UNAUTHORIZED, blp
 from app.db import ID_IN_PATH, get_session, utcnow
 from app.models import ReorderStatus
 from app.services import reorders
@@ -30,6 +30,7 @@ def _out(item: reorders.ReorderItem) -> dict[str, Any]:
 
 
 @blp.route("/reorders")
+@blp.doc(responses=UNAUTHORIZED)
 @blp.arguments(schemas.ReorderFeedArgsSchema, location="query", as_kwargs=True)
 @blp.response(200, schemas.ReorderOutSchema(many=True))
 def reorder_feed(status: str, after_id: int, limit: int) -> Any:
@@ -42,6 +43,7 @@ def reorder_feed(status: str, after_id: int, limit: int) -> Any:
 
 @blp.route(f"/reorders/<{ID_IN_PATH}:reorder_id>/ack", methods=["POST"])
 @idempotent
+@blp.doc(responses=UNAUTHORIZED, parameters=[IDEMPOTENCY_KEY])
 @blp.response(200, schemas.ReorderOutSchema)
 @blp.alt_response(404, description="no such reorder (or still inside its undo window)")
 @blp.alt_response(409, description="the reorder was cancelled")

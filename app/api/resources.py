@@ -81,6 +81,23 @@ blp.ARGUMENTS_PARSER = _Parser()
 
 STATUS_OF = {UpsertResult.CREATED: 201, UpsertResult.UPDATED: 200, UpsertResult.UNCHANGED: 200}
 
+# What every operation may answer besides its own responses (the README's "Errors").
+UNAUTHORIZED = {"401": {"description": "missing, wrong or revoked API key (the message says why)"}}
+_WRITE_ERRORS = UNAUTHORIZED | {
+    "413": {"description": "body over KAIDOKI_MAX_REQUEST_BYTES"},
+    "415": {"description": "body not sent as JSON (Content-Type: application/json)"},
+}
+IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "a retry with the same key and body replays the first response "
+    "(header Idempotent-Replayed: true); the same key with another body is a 422",
+}
+reads = blp.doc(responses=UNAUTHORIZED | {"404": {"description": "no such record"}})
+writes = blp.doc(responses=_WRITE_ERRORS)
+
 
 def _path_id(external_id: str) -> str:
     try:
@@ -96,12 +113,14 @@ def _not_found(kind: str, external_id: str) -> Any:
 
 @blp.route("/customers/<external_id>")
 class CustomerResource(MethodView):
+    @reads
     @blp.response(200, schemas.CustomerOutSchema)
     def get(self, external_id: str) -> Any:
         """Read a customer."""
         customer = records.find_customer(get_session(), _path_id(external_id))
         return customer or _not_found("customer", external_id)
 
+    @writes
     @blp.arguments(schemas.CustomerSchema)
     @blp.response(200, schemas.CustomerUpsertSchema, description="updated or unchanged")
     @blp.alt_response(201, schema=schemas.CustomerUpsertSchema, description="created")
@@ -120,12 +139,14 @@ class CustomerResource(MethodView):
 
 @blp.route("/products/<external_id>")
 class ProductResource(MethodView):
+    @reads
     @blp.response(200, schemas.ProductOutSchema)
     def get(self, external_id: str) -> Any:
         """Read a product, with the ops settings that shape its prompts."""
         product = records.find_product(get_session(), _path_id(external_id))
         return product or _not_found("product", external_id)
 
+    @writes
     @blp.arguments(schemas.ProductSchema)
     @blp.response(200, schemas.ProductUpsertSchema, description="updated or unchanged")
     @blp.alt_response(201, schema=schemas.ProductUpsertSchema, description="created")
@@ -143,12 +164,14 @@ class ProductResource(MethodView):
 
 @blp.route("/orders/<external_id>")
 class OrderResource(MethodView):
+    @reads
     @blp.response(200, schemas.OrderOutSchema)
     def get(self, external_id: str) -> Any:
         """Read an order with its lines."""
         order = records.find_order(get_session(), _path_id(external_id))
         return order or _not_found("order", external_id)
 
+    @writes
     @blp.arguments(schemas.OrderSchema)
     @blp.response(200, schemas.OrderUpsertSchema, description="updated or unchanged")
     @blp.alt_response(201, schema=schemas.OrderUpsertSchema, description="created")
@@ -177,12 +200,14 @@ class OrderResource(MethodView):
 
 @blp.route("/orders/batch", methods=["POST"])
 @idempotent
+@writes
+@blp.doc(parameters=[IDEMPOTENCY_KEY])
 @blp.arguments(schemas.OrderBatchSchema)
 @blp.response(200, schemas.OrderBatchResultSchema)
 def batch_orders(data: dict[str, Any]) -> Any:
     """Upsert up to 1,000 orders. Each item succeeds or fails alone; safe to retry.
 
-    Send an ``Idempotency-Key`` header to have a retry replay the first response.
+    Send an `Idempotency-Key` header to have a retry replay the first response.
     """
     session, now = get_session(), utcnow()
     items = [

@@ -51,3 +51,17 @@ def test_no_generated_request_gets_a_server_error(app, auth, mode):
 
         check()
     assert failures == []
+
+
+def test_the_document_states_the_shared_errors_and_the_idempotency_key(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    batch = paths["/api/v1/orders/batch"]["post"]
+    assert {"401", "413", "415"} <= set(batch["responses"])
+    [key] = [p for p in batch["parameters"] if p["name"] == "Idempotency-Key"]
+    assert (key["in"], key["required"]) == ("header", False)
+    order = paths["/api/v1/orders/{external_id}"]
+    assert {"401", "413", "415", "422"} <= set(order["put"]["responses"])
+    assert {"401", "404"} <= set(order["get"]["responses"])
+    ack = paths["/api/v1/reorders/{reorder_id}/ack"]["post"]
+    assert "401" in ack["responses"] and "Idempotency-Key" in [p["name"] for p in ack["parameters"]]
+    assert "``" not in batch["description"]
