@@ -63,7 +63,10 @@ def _message(message_id: int) -> MailboxMessage:
 @bp.get("/")
 @staff_required
 def inbox() -> str:
-    query = select(MailboxMessage).order_by(col(MailboxMessage.id).desc())
+    # Latest received first: a message sent again (a replay) comes back to the top.
+    query = select(MailboxMessage).order_by(
+        col(MailboxMessage.received_at).desc(), col(MailboxMessage.id).desc()
+    )
     page = paginate(get_session(), query, request.args.get("page", 1, type=int) or 1)
     return render_template("admin/mailbox.html", page=page)
 

@@ -164,11 +164,16 @@ def _abandon(conn: smtplib.SMTP, code: int) -> None:
 
 
 def store_in_mailbox(session: Session, outbox_id: int, to: str, raw: str, now: object) -> None:
-    """Keep the message in the database mailbox (once per outbox message, even if repeated)."""
+    """Keep the message in the database mailbox: one copy per outbox message, received again
+    (its time renewed, so it tops the mailbox) when the message is sent again after a replay
+    or a retry."""
     subject = str(make_header(decode_header(message_from_string(raw).get("Subject", ""))))
     values = {"outbox_id": outbox_id, "recipient": to, "subject": subject[:500], "raw": raw,
               "received_at": now}  # fmt: skip
     table = table_of(MailboxMessage)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["outbox_id"]))
+    again = {"received_at": now, "raw": raw, "subject": values["subject"], "recipient": to}
+    session.execute(
+        insert.values(values).on_conflict_do_update(index_elements=["outbox_id"], set_=again)
+    )

@@ -1,10 +1,15 @@
 """The mailbox (no SMTP configured): staff read the emails that would have been sent."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
-from tests.admin.conftest import sign_in
+from app.db import get_session
+from app.models import MailboxMessage
+from tests.admin.conftest import csrf_token, sign_in
 from tests.conftest import BASE_URL
+from tests.factories import NOW, make_plan
 from tests.prompt_links import send_prompt
+from tests.scheduler.helpers import deliver, dispatch
 
 
 def _first_message_path(client) -> str:
@@ -60,3 +65,25 @@ def test_with_smtp_configured_there_is_no_mailbox(make_app, database_url):
     client = app.test_client()
     assert client.get("/admin/mailbox/").status_code == 404
     assert client.get("/mailbox/").status_code == 404
+
+
+def test_an_email_sent_again_from_the_deliveries_page_arrives_again(app, client, staff):
+    send_prompt(app)
+    with app.app_context():
+        make_plan(get_session(), customer="c-2")
+        get_session().commit()
+    dispatch(app)
+    deliver(app, NOW + timedelta(minutes=1))
+    assert sign_in(client).status_code == 302
+    first = client.get("/admin/mailbox/").text
+    assert first.index("c-2@example.jp") < first.index("c-1@example.jp")  # latest first
+    with app.app_context():
+        outbox_id = (
+            get_session().query(MailboxMessage).order_by(MailboxMessage.id).first().outbox_id
+        )
+    token = csrf_token(client.get("/admin/deliveries").text)
+    client.post(f"/admin/deliveries/{outbox_id}/replay", data={"csrf_token": token})
+    deliver(app, datetime.now(UTC) + timedelta(minutes=1))  # the replay is due from now
+    again = client.get("/admin/mailbox/").text
+    assert again.index("c-1@example.jp") < again.index("c-2@example.jp")  # received again
+    assert "2 emails were kept here" in again
