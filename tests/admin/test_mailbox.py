@@ -3,6 +3,8 @@
 import re
 from datetime import UTC, datetime, timedelta
 
+from sqlmodel import col
+
 from app.db import get_session
 from app.models import MailboxMessage
 from tests.admin.conftest import csrf_token, sign_in
@@ -78,9 +80,9 @@ def test_an_email_sent_again_from_the_deliveries_page_arrives_again(app, client,
     first = client.get("/admin/mailbox/").text
     assert first.index("c-2@example.jp") < first.index("c-1@example.jp")  # latest first
     with app.app_context():
-        outbox_id = (
-            get_session().query(MailboxMessage).order_by(MailboxMessage.id).first().outbox_id
-        )
+        oldest = get_session().query(MailboxMessage).order_by(col(MailboxMessage.id)).first()
+        assert oldest is not None
+        outbox_id = oldest.outbox_id
     token = csrf_token(client.get("/admin/deliveries").text)
     client.post(f"/admin/deliveries/{outbox_id}/replay", data={"csrf_token": token})
     deliver(app, datetime.now(UTC) + timedelta(minutes=1))  # the replay is due from now
