@@ -3,12 +3,8 @@ with an HTML page (the API keeps flask-smorest's JSON, see ``app.api``)."""
 
 from __future__ import annotations
 
-import logging
-
 from flask import render_template, request
 from werkzeug.exceptions import HTTPException
-
-logger = logging.getLogger(__name__)
 
 CUSTOMER_PREFIX = "/l/"
 

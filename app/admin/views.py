@@ -219,6 +219,14 @@ class PlanControlForm(FlaskForm):  # type: ignore[misc]
     )  # fmt: skip
 
 
+def _interval_refused(plan: Plan, back: Response) -> Response:
+    product = get_session().get_one(Product, plan.product_id)
+    low, high = preferences.interval_range(product)
+    flash(f"Not changed: the interval must be {low}–{high} days (the product's min and max "
+          "interval).", "error")  # fmt: skip
+    return back
+
+
 @bp.post(f"/customers/<{ID_IN_PATH}:customer_id>/plans/<{ID_IN_PATH}:plan_id>")
 @operator_required
 def plan_control(customer_id: int, plan_id: int) -> Response:
@@ -230,14 +238,8 @@ def plan_control(customer_id: int, plan_id: int) -> Response:
     form = PlanControlForm()
     action = form.action.data
     back = redirect(url_for("admin.customer", customer_id=customer_id))
-    product = session.get(Product, plan.product_id)
-    assert product is not None
-    low, high = preferences.interval_range(product)
-    out_of_range = (f"Not changed: the interval must be {low}–{high} days (the product's min "
-                    "and max interval).")  # fmt: skip
     if not form.validate() or (action == "interval" and form.interval_days.data is None):
-        flash(out_of_range, "error")
-        return back
+        return _interval_refused(plan, back)
     actor = (ActorType.USER, current_user.email)
     if action in ("interval", "forecast"):
         days = form.interval_days.data if action == "interval" else None
@@ -246,8 +248,7 @@ def plan_control(customer_id: int, plan_id: int) -> Response:
                                     actor=actor)  # fmt: skip
         except preferences.IntervalOutOfRange:
             session.rollback()
-            flash(out_of_range, "error")
-            return back
+            return _interval_refused(plan, back)
     else:
         status = {"pause": PlanStatus.PAUSED, "resume": PlanStatus.ACTIVE,
                   "stop": PlanStatus.STOPPED}[action]  # fmt: skip

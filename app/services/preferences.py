@@ -13,7 +13,7 @@ from sqlmodel import col
 from app.models import ActorType, Customer, Plan, PlanStatus, Product
 from app.services.audit import record
 from app.services.forecasting import reestimate
-from app.services.prompts import cancel_open
+from app.services.prompts import cancel_customer_open, cancel_open
 
 MIN_PREFERRED_DAYS = 1
 MAX_PREFERRED_DAYS = 365
@@ -106,10 +106,8 @@ def set_subscribed(session: Session, customer: Customer, subscribed: bool, now: 
     customer.unsubscribed_at = None if subscribed else now
     customer.updated_at = now
     if not subscribed:
-        plan_ids = list(
-            session.scalars(select(col(Plan.id)).where(col(Plan.customer_id) == customer.id))
-        )
-        cancel_open(session, [p for p in plan_ids if p is not None], "unsubscribed", now)
+        assert customer.id is not None
+        cancel_customer_open(session, customer.id, "unsubscribed", now)
     record(session, now, ActorType.CUSTOMER, customer.external_id,
            "subscribe" if subscribed else "unsubscribe", "customer", customer.external_id,
            None, {"subscribed": subscribed})  # fmt: skip
@@ -124,8 +122,8 @@ def revoke_links(
     no answer, and each plan is prompted again, at the current address, with new links."""
     customer.link_version += 1
     customer.updated_at = now
-    plan_ids = session.scalars(select(col(Plan.id)).where(col(Plan.customer_id) == customer.id))
-    cancel_open(session, [p for p in plan_ids if p is not None], "links revoked", now)
+    assert customer.id is not None
+    cancel_customer_open(session, customer.id, "links revoked", now)
     record(session, now, actor_type, actor, "links.revoke", "customer", customer.external_id,
            {"link_version": customer.link_version - 1},
            {"link_version": customer.link_version})  # fmt: skip

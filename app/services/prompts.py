@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -177,15 +177,29 @@ def cancel_superseded(session: Session, customer_ids: set[int], now: datetime) -
 def cancel_open(
     session: Session, plan_ids: list[int], reason: str, now: datetime, unsent_only: bool = False
 ) -> int:
-    """Cancel the open prompts of ``plan_ids`` (paused, stopped, unsubscribed); with
-    ``unsent_only``, only those not yet sent (a re-timed plan: the email the customer has
-    stays answerable, and no second one follows it)."""
+    """Cancel the open prompts of ``plan_ids`` (paused, stopped); with ``unsent_only``, only
+    those not yet sent (a re-timed plan: the email the customer has stays answerable, and no
+    second one follows it)."""
     if not plan_ids:
         return 0
+    return _cancel(session, col(Prompt.plan_id).in_(plan_ids), reason, now, unsent_only)
+
+
+def cancel_customer_open(
+    session: Session, customer_id: int, reason: str, now: datetime, unsent_only: bool = False
+) -> int:
+    """``cancel_open`` for every plan of one customer (unsubscribed, links revoked, a new time
+    zone)."""
+    return _cancel(session, col(Prompt.customer_id) == customer_id, reason, now, unsent_only)
+
+
+def _cancel(
+    session: Session, which: ColumnElement[bool], reason: str, now: datetime, unsent_only: bool
+) -> int:
     statuses = [PromptStatus.SCHEDULED.value] if unsent_only else _OPEN
     result = session.execute(
         update(Prompt)
-        .where(col(Prompt.plan_id).in_(plan_ids), col(Prompt.status).in_(statuses))
+        .where(which, col(Prompt.status).in_(statuses))
         .values(status=PromptStatus.CANCELLED, cancel_reason=reason, updated_at=now)
     )
     count: int = result.rowcount  # type: ignore[attr-defined]

@@ -31,7 +31,7 @@ from app.services.audit import record, record_many
 from app.services.forecasting import reestimate
 from app.services.plans import add_purchases, customer_zones, lock_customers, refresh_plans
 from app.services.preferences import revoke_links
-from app.services.prompts import cancel_open, cancel_superseded
+from app.services.prompts import cancel_customer_open, cancel_superseded
 from app.services.types import Actor, CustomerIn, OrderIn, ProductIn
 
 logger = logging.getLogger(__name__)
@@ -98,8 +98,7 @@ def _redate_orders(session: Session, customer: Customer, now: datetime) -> None:
     refresh_plans(session, {(customer.id, p) for p in product_ids}, now)
     # Prompts not yet sent were timed by the old zone's clock (10:00 there may be midnight
     # here): the scheduler times them again.
-    plan_ids = session.scalars(select(pk(Plan)).where(col(Plan.customer_id) == customer.id))
-    cancel_open(session, list(plan_ids), "time zone changed", now, unsent_only=True)
+    cancel_customer_open(session, customer.id, "time zone changed", now, unsent_only=True)
 
 
 def upsert_product(
