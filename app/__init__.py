@@ -15,7 +15,7 @@ def create_app(environ: Mapping[str, str] | None = None, instance_path: str | No
 
     Raises ``app.config.ConfigError`` when a ``KAIDOKI_*`` setting is unusable.
     """
-    from app import admin, db, health, i18n, metrics
+    from app import admin, db, errors, health, i18n, metrics
     from app.api import init_api
     from app.cli import register_commands
     from app.config import SETTINGS_KEY, load_settings
@@ -33,6 +33,7 @@ def create_app(environ: Mapping[str, str] | None = None, instance_path: str | No
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     _configure_logging(settings.log_level)
 
+    errors.init_app(app)
     db.init_app(app, settings.database_url)
     metrics.init_app(app)
     i18n.init_app(app)

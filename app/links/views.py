@@ -12,6 +12,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from app.config import Settings, current_settings
 from app.db import MAX_ID, end_reading, get_session, read_first, utcnow
+from app.links import URL_PREFIX
 from app.links.tokens import (
     ExpiredLink,
     LinkClaim,
@@ -27,7 +28,7 @@ from app.services import answers, preferences, prompts
 from app.services.answers import Action, PromptView
 from app.services.fresh_links import send_fresh_link
 
-bp = Blueprint("links", __name__, url_prefix="/l")
+bp = Blueprint("links", __name__, url_prefix=URL_PREFIX)
 
 
 @bp.after_request

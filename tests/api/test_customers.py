@@ -1,3 +1,6 @@
+import io
+import json
+
 import pytest
 
 from tests.factories import customer_body
@@ -97,6 +100,32 @@ def test_body_that_is_not_json_is_a_clear_error(client, auth):
     )
     assert response.status_code in (400, 422)
     assert response.is_json
+
+
+def _put_chunked(client, auth, body):
+    """A PUT whose body comes without Content-Length (Transfer-Encoding: chunked, decoded by the
+    server, as gunicorn does)."""
+    return client.put(
+        "/api/v1/customers/c-1",
+        input_stream=io.BytesIO(json.dumps(body).encode()),
+        headers=auth | {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_oversized_chunked_body_is_413_and_nothing_is_stored(app, client, auth):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = _put_chunked(client, auth, customer_body(name="x" * 5000))
+    assert response.status_code == 413
+    assert response.is_json
+    assert client.get("/api/v1/customers/c-1", headers=auth).status_code == 404
+
+
+def test_chunked_body_within_the_limit_is_taken_whole(app, client, auth):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = _put_chunked(client, auth, customer_body(name="x" * 150))
+    assert response.status_code == 201, response.json
+    assert client.get("/api/v1/customers/c-1", headers=auth).json["name"] == "x" * 150
 
 
 def test_oversized_body_is_413(app, client, auth):
