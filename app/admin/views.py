@@ -219,12 +219,22 @@ class PlanControlForm(FlaskForm):  # type: ignore[misc]
     )  # fmt: skip
 
 
-def _interval_refused(plan: Plan, back: Response) -> Response:
-    product = get_session().get_one(Product, plan.product_id)
-    low, high = preferences.interval_range(product)
-    flash(f"Not changed: the interval must be {low}–{high} days (the product's min and max "
-          "interval).", "error")  # fmt: skip
+def _refused(back: Response, why: str) -> Response:
+    flash(f"Not changed: {why}", "error")
     return back
+
+
+def _interval_problem(low: int, high: int) -> str:
+    return f"the interval must be {low}–{high} days (the product's min and max interval)."
+
+
+def _plan_form_problem(form: PlanControlForm, plan: Plan) -> str:
+    """What is wrong with a plan control form that did not validate (its CSRF token was
+    checked before the view)."""
+    if form.action.errors:
+        return "that is not a change a plan can have."
+    product = get_session().get_one(Product, plan.product_id)
+    return _interval_problem(*preferences.interval_range(product))
 
 
 @bp.post(f"/customers/<{ID_IN_PATH}:customer_id>/plans/<{ID_IN_PATH}:plan_id>")
@@ -239,16 +249,16 @@ def plan_control(customer_id: int, plan_id: int) -> Response:
     action = form.action.data
     back = redirect(url_for("admin.customer", customer_id=customer_id))
     if not form.validate() or (action == "interval" and form.interval_days.data is None):
-        return _interval_refused(plan, back)
+        return _refused(back, _plan_form_problem(form, plan))
     actor = (ActorType.USER, current_user.email)
     if action in ("interval", "forecast"):
         days = form.interval_days.data if action == "interval" else None
         try:
             preferences.change_plan(session, found, plan, utcnow(), preferred_interval_days=days,
                                     actor=actor)  # fmt: skip
-        except preferences.IntervalOutOfRange:
+        except preferences.IntervalOutOfRange as error:
             session.rollback()
-            return _interval_refused(plan, back)
+            return _refused(back, _interval_problem(error.low, error.high))
     else:
         status = {"pause": PlanStatus.PAUSED, "resume": PlanStatus.ACTIVE,
                   "stop": PlanStatus.STOPPED}[action]  # fmt: skip

@@ -22,8 +22,8 @@ MAX_PREFERRED_DAYS = 365
 class IntervalOutOfRange(ValueError):
     """A fixed interval outside the product's own interval range (ops settings)."""
 
-    def __init__(self, product: Product, days: int) -> None:
-        self.low, self.high = interval_range(product)
+    def __init__(self, product: Product, days: int, low: int, high: int) -> None:
+        self.low, self.high = low, high
         super().__init__(
             f"interval {days} days is outside {self.low}-{self.high} days for product "
             f"{product.external_id}"
@@ -75,7 +75,7 @@ def change_plan(
             assert product is not None
             low, high = interval_range(product)
             if not low <= days <= high:
-                raise IntervalOutOfRange(product, days)
+                raise IntervalOutOfRange(product, days, low, high)
         plan.preferred_interval_days = days
     if status is not None:
         plan.status = status

@@ -82,6 +82,18 @@ def test_an_operator_pauses_a_plan_and_fixes_an_interval_and_both_are_audited(sh
         assert get_session().get_one(Plan, plan.id).preferred_interval_days == 21
 
 
+def test_an_unknown_plan_change_says_so_and_changes_nothing(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    token = csrf_token(operator.get(f"/admin/customers/{customer.id}").text)
+    page = operator.post(f"/admin/customers/{customer.id}/plans/{plan.id}",
+                         data={"csrf_token": token, "action": "delete"},
+                         follow_redirects=True)  # fmt: skip
+    assert "Not changed: that is not a change a plan can have." in page.text
+    assert "interval must be" not in page.text
+    with shop.app_context():
+        assert get_session().get_one(Plan, plan.id).status is PlanStatus.ACTIVE
+
+
 def test_a_viewer_sees_no_plan_controls_and_cannot_post_them(shop, viewer):
     customer, plan = _forecast_plan(shop)
     page = viewer.get(f"/admin/customers/{customer.id}")
