@@ -135,7 +135,8 @@ def product_change(product_id: int) -> str | Response | tuple[str, int]:
         chart = bar_chart(f"Prompts per day for {found.external_id}", result.days, series)
         return render_template("admin/product.html", product=found, form=form, preview=result,
                                chart=chart, legend=legend(series))  # fmt: skip
-    moved = product_settings.save(session, found, change, current_user.email, _today(), utcnow())
+    moved = product_settings.save(session, found, change, current_user.email, utcnow(),
+                                  current_settings().default_timezone)  # fmt: skip
     session.commit()
     flash(f"Saved {found.external_id}; {moved} plans rescheduled.")
     return redirect(url_for("admin.product", product_id=product_id))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.config import current_settings
 from app.db import get_session, utcnow
 from app.models import AdminRole
 from app.services import admin_users, api_keys, demo, forecasting
@@ -34,8 +36,9 @@ def load(if_empty: bool) -> None:
             return
         raise click.ClickException("the database is not empty; the demo loads into an empty one")
     now = utcnow()
-    n_orders = demo.load_demo(session, now.date(), now)
-    fitted = forecasting.refit(session, now.date(), now)
+    today = now.astimezone(ZoneInfo(current_settings().default_timezone)).date()  # the shop's
+    n_orders = demo.load_demo(session, today, now)
+    fitted = forecasting.refit(session, today, now)
     key = api_keys.create_api_key(session, "demo", now).key
     password = secrets.token_urlsafe(12)
     admin_users.create_user(session, DEMO_ADMIN, password, AdminRole.OPERATOR, "demo", now)

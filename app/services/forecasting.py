@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -53,7 +53,7 @@ from app.models import (
     PlanStatus,
     Product,
 )
-from app.services.plans import CHUNK, Pair, lock_customers
+from app.services.plans import CHUNK, Pair, customer_zones, lock_customers
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,10 @@ def refit(session: Session, today: date, now: datetime) -> RefitResult:
     settings = product_settings(session, history.batch.product_ids)
     session.commit()  # the reading transaction ends here
     params = fit_population(history.batch, today)
-    forecasts = score_batch(history.batch, params, today, HORIZON_DAYS, settings=settings)
+    # Scored as an order sync scores: as of tomorrow, so that the orders of today's first
+    # hours (the refit runs at night) count, and an overdue prompt is still today's.
+    forecasts = score_batch(history.batch, params, today + timedelta(days=1), HORIZON_DAYS,
+                            settings=settings, earliest_prompt=today)  # fmt: skip
     rows = _forecast_rows(forecasts, plans, today)
     model = ForecastModel(
         model_version=params.model_version,
@@ -252,6 +255,7 @@ def refit(session: Session, today: date, now: datetime) -> RefitResult:
     assert model.id is not None
     _params_cache[model.id] = params
     written = _write_in_chunks(session, rows, list(plans.values()), _stamp(params, now), now)
+    _hand_other_days_to_the_sweep(session, list(plans.values()), today, now)
     logger.info("refit model %s on %d pairs; %d plans rescored", model.id, model.n_pairs, written)
     return RefitResult(model.id, model.n_pairs, written)
 
@@ -280,6 +284,24 @@ def _write_in_chunks(
     return written
 
 
+def _hand_other_days_to_the_sweep(
+    session: Session, plans: list[PlanRow], today: date, now: datetime
+) -> None:
+    """Ask for a re-score, with the new model, of the plans of customers whose own day is not
+    ``today`` (a time zone far from the shop's): the sweep scores each on its customer's day.
+    In a transaction of its own."""
+    customer = table_of(Customer)
+    zones = session.execute(select(customer.c.timezone).distinct()).scalars().all()
+    others = [z for z in zones if z and now.astimezone(ZoneInfo(z)).date() != today]
+    if not others:
+        return
+    elsewhere = set(
+        session.scalars(select(customer.c.id).where(customer.c.timezone.in_(others))).all()
+    )
+    request_rescores(session, sorted(p.id for p in plans if p.customer_id in elsewhere), now)
+    session.commit()
+
+
 def _hand_changed_to_the_sweep(session: Session, plan_ids: list[int], now: datetime) -> None:
     """Ask for a re-score of the plans among ``plan_ids`` that a refit did not write (changed
     since it read them), now that the new model is stored; in a transaction of its own."""
@@ -296,6 +318,26 @@ def _hand_changed_to_the_sweep(session: Session, plan_ids: list[int], now: datet
         ).all()
     request_rescores(session, changed, now)
     session.commit()
+
+
+def reestimate_on_their_days(
+    session: Session,
+    pairs: Iterable[Pair],
+    now: datetime,
+    default_timezone: str,
+    zones: Mapping[int, ZoneInfo] | None = None,
+) -> int:
+    """``reestimate`` each pair on its customer's own day (their time zone's date ``now``):
+    an order placed at 01:30 in Auckland is that customer's today, whatever day it is in
+    Tokyo. ``zones`` (customer id: zone) when the caller has them; else they are looked up.
+    Returns the number of plans written."""
+    wanted = set(pairs)
+    if zones is None:
+        zones = customer_zones(session, {c for c, _ in wanted}, default_timezone)
+    by_day: dict[date, set[Pair]] = {}
+    for pair in wanted:
+        by_day.setdefault(now.astimezone(zones[pair[0]]).date(), set()).add(pair)
+    return sum(reestimate(session, group, day, now) for day, group in sorted(by_day.items()))
 
 
 def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: datetime) -> int:

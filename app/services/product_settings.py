@@ -25,6 +25,8 @@ from app.models import (
 )
 from app.services import forecasting
 from app.services.audit import record
+from app.services.plans import CHUNK
+from app.services.prompts import cancel_open
 
 PREVIEW_DAYS = 30
 
@@ -146,10 +148,14 @@ def save(
     product: Product,
     change: SettingsChange,
     actor: str,
-    today: date,
     now: datetime,
+    default_timezone: str,
 ) -> int:
-    """Apply ``change``, audit it, and re-score the product's plans; returns how many."""
+    """Apply ``change``, audit it, and re-score the product's plans, each on its customer's
+    own day; returns how many.
+
+    Prompts not yet sent are withdrawn: they were timed by the old settings, and the
+    scheduler makes them again from the new forecasts (a sent one stays answerable)."""
     before = asdict(SettingsChange.of(product))
     after = asdict(change)
     if before == after:
@@ -160,9 +166,14 @@ def save(
     record(session, now, ActorType.USER, actor, "update_settings", "product",
            product.external_id, before, after)  # fmt: skip
     session.flush()
-    pairs = session.execute(
-        select(col(Plan.customer_id), col(Plan.product_id)).where(
+    plans = session.execute(
+        select(col(Plan.id), col(Plan.customer_id), col(Plan.product_id)).where(
             col(Plan.product_id) == product.id
         )
     ).all()
-    return forecasting.reestimate(session, {(c, p) for c, p in pairs}, today, now)
+    plan_ids = [p.id for p in plans]
+    for start in range(0, len(plan_ids), CHUNK):
+        cancel_open(session, plan_ids[start : start + CHUNK], "product settings changed", now,
+                    unsent_only=True)  # fmt: skip
+    pairs = {(p.customer_id, p.product_id) for p in plans}
+    return forecasting.reestimate_on_their_days(session, pairs, now, default_timezone)

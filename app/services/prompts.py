@@ -29,7 +29,7 @@ from app.models import (
     PromptStatus,
 )
 from app.services.audit import record
-from app.services.plans import CHUNK
+from app.services.plans import CHUNK, customer_zones
 from app.services.timing import send_at
 
 logger = logging.getLogger(__name__)
@@ -121,19 +121,22 @@ def expire_prompts(session: Session, default_timezone: str, now: datetime) -> in
         update(Prompt)
         .where(col(Prompt.status) == PromptStatus.SENT, col(Prompt.expires_at) <= now)
         .values(status=PromptStatus.EXPIRED, updated_at=now)
-        .returning(col(Prompt.plan_id))
+        .returning(col(Prompt.plan_id), col(Prompt.customer_id))
     ).all()
     if rows:
-        rest_until = now.astimezone(ZoneInfo(default_timezone)).date() + timedelta(
-            days=EXPIRED_PAUSE_DAYS
-        )
-        plan_ids = sorted({r.plan_id for r in rows})
-        for start in range(0, len(plan_ids), CHUNK):
-            session.execute(
-                update(Plan)
-                .where(col(Plan.id).in_(plan_ids[start : start + CHUNK]))
-                .values(prompt_not_before=rest_until, updated_at=now)
-            )
+        # The week's rest counts from the customer's own day.
+        zones = customer_zones(session, {r.customer_id for r in rows}, default_timezone)
+        by_rest: dict[date, list[int]] = {}
+        for r in sorted(set(rows)):
+            day = now.astimezone(zones[r.customer_id]).date()
+            by_rest.setdefault(day + timedelta(days=EXPIRED_PAUSE_DAYS), []).append(r.plan_id)
+        for rest_until, plan_ids in by_rest.items():
+            for start in range(0, len(plan_ids), CHUNK):
+                session.execute(
+                    update(Plan)
+                    .where(col(Plan.id).in_(plan_ids[start : start + CHUNK]))
+                    .values(prompt_not_before=rest_until, updated_at=now)
+                )
         logger.info("expired %d unanswered prompts", len(rows))
     return len(rows)
 

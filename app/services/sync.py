@@ -28,7 +28,7 @@ from app.metrics import ORDERS_SYNCED
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
 from app.services import reorders
 from app.services.audit import record, record_many
-from app.services.forecasting import reestimate
+from app.services.forecasting import reestimate_on_their_days
 from app.services.plans import add_purchases, customer_zones, lock_customers, refresh_plans
 from app.services.preferences import revoke_links
 from app.services.prompts import cancel_customer_open, cancel_superseded
@@ -95,7 +95,10 @@ def _redate_orders(session: Session, customer: Customer, now: datetime) -> None:
         select(col(Plan.product_id)).where(col(Plan.customer_id) == customer.id)
     ).all()
     assert customer.id is not None
-    refresh_plans(session, {(customer.id, p) for p in product_ids}, now)
+    pairs = {(customer.id, p) for p in product_ids}
+    refresh_plans(session, pairs, now)
+    # The forecasts count days since purchases, now on other dates (and the customer's today).
+    reestimate_on_their_days(session, pairs, now, customer.timezone, {customer.id: zone})
     # Prompts not yet sent were timed by the old zone's clock (10:00 there may be midnight
     # here): the scheduler times them again.
     cancel_customer_open(session, customer.id, "time zone changed", now, unsent_only=True)
@@ -270,8 +273,7 @@ def _sync_orders_once(
         # Only new orders: extend the plan summaries with their purchase days.
         add_purchases(session, _new_purchases(to_insert, local_days), now)
     _follow_up(session, to_insert | to_update, now)
-    today = now.astimezone(ZoneInfo(default_timezone)).date()
-    reestimate(session, touched_pairs, today, now)
+    reestimate_on_their_days(session, touched_pairs, now, default_timezone, zones)
     for result, count in Counter(o.result for o in outcomes).items():
         ORDERS_SYNCED.labels(result=result.value).inc(count)
     return outcomes

@@ -1,0 +1,150 @@
+"""Each customer's forecast and prompt day are reckoned on their own calendar: an order counts
+on the day it was placed where they live, whenever the service scores it."""
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlmodel import col, select
+
+from app.db import get_session
+from app.models import (
+    ActorType,
+    Customer,
+    Locale,
+    OrderStatus,
+    Plan,
+    PlanRescore,
+    Product,
+    Prompt,
+    PromptStatus,
+)
+from app.services import demo, forecasting, product_settings, prompts, sync
+from app.services.product_settings import SettingsChange
+from app.services.types import Actor, CustomerIn, LineIn, OrderIn
+
+TODAY = date(2026, 11, 1)
+NOW = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, the shop's zone
+TOKYO = "Asia/Tokyo"
+API = Actor(ActorType.API_CLIENT, "backend")
+
+
+@pytest.fixture
+def shop(app):
+    """A small demo shop with a fitted model."""
+    with app.app_context():
+        session = get_session()
+        demo.load_demo(session, TODAY, NOW, n_customers=20)
+        forecasting.refit(session, TODAY, NOW)
+        session.commit()
+    return app
+
+
+def _customer(session, external_id, timezone, now):
+    sync.upsert_customer(
+        session, CustomerIn(external_id, f"{external_id}@example.jp", None, Locale.JA, timezone),
+        TOKYO, API, now,
+    )  # fmt: skip
+
+
+def _order(session, external_id, customer, at):
+    order = OrderIn(external_id, customer, at, at, OrderStatus.PLACED, None, None,
+                    (LineIn("rice-5kg", 1),))  # fmt: skip
+    sync.sync_orders(session, [order], TOKYO, API, at)
+
+
+def _monthly_buyer(session, external_id, timezone, last_at):
+    """A customer who has bought rice every 30 days, the last time at ``last_at``."""
+    _customer(session, external_id, timezone, last_at - timedelta(days=100))
+    for n, days in enumerate((90, 60, 30, 0)):
+        _order(session, f"{external_id}-{n}", external_id, last_at - timedelta(days=days))
+    session.commit()
+
+
+def _plan(session, customer_external_id):
+    return session.scalars(
+        select(Plan)
+        .join(Customer, col(Customer.id) == col(Plan.customer_id))
+        .join(Product, col(Product.id) == col(Plan.product_id))
+        .where(col(Customer.external_id) == customer_external_id,
+               col(Product.external_id) == "rice-5kg")
+    ).one()  # fmt: skip
+
+
+def test_the_nightly_refit_counts_the_orders_of_the_nights_first_hours(shop):
+    ordered_at = datetime(2026, 11, 1, 17, 0, tzinfo=UTC)  # 02:00 on 2 Nov in Tokyo
+    refit_at = datetime(2026, 11, 1, 18, 0, tzinfo=UTC)  # 03:00 on 2 Nov, the nightly refit
+    with shop.app_context():
+        session = get_session()
+        _monthly_buyer(session, "night-owl", TOKYO, ordered_at)
+        forecasting.refit(session, date(2026, 11, 2), refit_at)
+        session.commit()
+        plan = _plan(session, "night-owl")
+        assert plan.forecast_at == refit_at
+        assert plan.last_ordered_on == plan.forecast_last_on == date(2026, 11, 2)
+        # Just bought a month's rice: no prompt for weeks, not one the same morning.
+        assert plan.prompt_on is None or plan.prompt_on > date(2026, 11, 16)
+
+
+def test_an_order_placed_on_a_customers_new_day_counts_although_the_shops_day_is_behind(shop):
+    ordered_at = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)  # 01:30 on 2 Nov in Auckland
+    with shop.app_context():
+        session = get_session()
+        _monthly_buyer(session, "kiwi", "Pacific/Auckland", ordered_at)  # Tokyo: 21:30, 1 Nov
+        plan = _plan(session, "kiwi")
+        assert plan.last_ordered_on == plan.forecast_last_on == date(2026, 11, 2)
+        assert plan.prompt_on is None or plan.prompt_on > date(2026, 11, 16)
+
+
+def test_a_customers_new_time_zone_re_dates_their_purchases_and_re_scores_them(shop):
+    last_at = datetime(2026, 10, 31, 15, 30, tzinfo=UTC)  # 00:30 on 1 Nov in Tokyo
+    with shop.app_context():
+        session = get_session()
+        _monthly_buyer(session, "mover", TOKYO, last_at)
+        assert _plan(session, "mover").forecast_last_on == date(2026, 11, 1)
+        _customer(session, "mover", "America/New_York", NOW)  # 11:30 on 31 Oct there
+        session.commit()
+        plan = _plan(session, "mover")
+        assert plan.last_ordered_on == plan.forecast_last_on == date(2026, 10, 31)
+        assert plan.forecast_at == NOW
+
+
+def test_the_refit_hands_customers_on_another_day_to_the_sweep(shop):
+    with shop.app_context():
+        session = get_session()
+        _monthly_buyer(session, "angeleno", "America/Los_Angeles", NOW - timedelta(days=20))
+        session.query(PlanRescore).delete()
+        session.commit()
+        # 12:00 on 1 Nov in Tokyo is 20:00 on 31 Oct in Los Angeles.
+        forecasting.refit(session, TODAY, NOW)
+        session.commit()
+        requested = set(session.scalars(select(PlanRescore.plan_id)).all())
+        assert requested == {_plan(session, "angeleno").id}
+
+
+def test_saving_a_products_settings_withdraws_its_prompts_not_yet_sent(shop):
+    with shop.app_context():
+        session = get_session()
+        settings = shop.extensions["kaidoki.settings"]
+        prompts.schedule_prompts(session, settings, NOW + timedelta(days=60))
+        session.commit()
+        waiting = session.scalars(
+            select(Prompt.plan_id).where(Prompt.status == PromptStatus.SCHEDULED)
+        ).first()
+        assert waiting is not None, "the demo shop should have a prompt waiting to be sent"
+        product_id = session.get_one(Plan, waiting).product_id
+        product = session.get_one(Product, product_id)
+        open_before = session.scalars(
+            select(Prompt)
+            .join(Plan, col(Plan.id) == col(Prompt.plan_id))
+            .where(col(Plan.product_id) == product.id, Prompt.status == PromptStatus.SCHEDULED)
+        ).all()
+        change = replace(SettingsChange.of(product), lead_time_days=product.lead_time_days + 4)
+        product_settings.save(session, product, change, "ops@shop.jp", NOW, TOKYO)
+        session.commit()
+        for prompt in open_before:
+            session.refresh(prompt)
+            assert (prompt.status, prompt.cancel_reason) == (
+                PromptStatus.CANCELLED,
+                "product settings changed",
+            )
