@@ -160,12 +160,18 @@ def _describe_plan(
     band: tuple[date, date] | None,
     prompt_on: date | None,
 ) -> str:
-    text = f"{len(purchases)} purchases"
+    text = _count(len(purchases), "purchase")
     if purchases:
-        text += f", the last on {purchases[-1][0]:%d %b %Y} ({purchases[-1][1]} units)"
+        last_on, units = purchases[-1]
+        text += f", the last on {last_on:%d %b %Y} ({_count(units, 'unit')})"
     if median_on:
         text += f"; predicted run-out {median_on:%d %b %Y}"
     if band:
         text += f" (80 % between {band[0]:%d %b} and {band[1]:%d %b})"
     text += f"; next prompt {prompt_on:%d %b %Y}." if prompt_on else "; no prompt planned."
     return text
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1 (the admin pages are English)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
