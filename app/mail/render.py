@@ -170,9 +170,11 @@ def reason_sentence(data: dict[str, Any] | None, fallback: str | None) -> str:
         return fallback or ""
     lead = int(data.get("lead_time_days") or 0)
     if data.get("preferred_interval_days"):
+        # Fixed by the customer on their plans page or by staff on the admin pages: the words
+        # must be true either way.
         return str(
             gettext(
-                "You asked for every %(days)d days; delivery takes %(lead)d days.",
+                "The interval is set to every %(days)d days; delivery takes %(lead)d days.",
                 days=int(data["preferred_interval_days"]),
                 lead=lead,
             )
