@@ -169,6 +169,39 @@ def test_confirm_can_be_undone_inside_the_window_only(client, app, links, at_now
     assert len(_reorders(app)) == 1
 
 
+def test_a_reorder_cancelled_by_the_shop_says_nothing_will_be_sent(
+    client, app, runner, links, at_now
+):
+    client.post(links["p"], data={"action": "confirm", "quantity": "2"})
+    [reorder] = _reorders(app)
+    result = runner.invoke(args=["reorders", "cancel", str(reorder.id), "--by", "ops@example.jp"])
+    assert result.exit_code == 0, result.output
+    page = client.get(links["p"]).text
+    assert "このご注文はショップにより取り消されました。商品はお届けしません。" in page
+    assert "ご注文を承りました" not in page
+    assert 'value="undo"' not in page  # still inside the undo window, but nothing to undo
+    # An undo sent anyway (from a page loaded before the cancel) changes nothing.
+    undone = client.post(links["p"], data={"action": "undo"}).text
+    assert "ショップにより取り消されました" in undone and "取り消しできません" not in undone
+    assert _reorders(app)[0].status is ReorderStatus.CANCELLED
+
+
+def test_a_reorder_fulfilled_by_a_synced_order_says_the_shop_placed_it(
+    client, app, auth, links, at_now
+):
+    client.post(links["p"], data={"action": "confirm", "quantity": "2"})
+    [reorder] = _reorders(app)
+    stamp = "2026-11-20T12:00:00+09:00"
+    body = order_body(ordered_at=stamp, updated_at=stamp, reorder_id=reorder.id,
+                      lines=[{"product_external_id": "p-1", "quantity": 2}])  # fmt: skip
+    assert client.put("/api/v1/orders/o-re-1", json=body, headers=auth).status_code == 201
+    assert _reorders(app)[0].status is ReorderStatus.FULFILLED
+    at_now["now"] += timedelta(minutes=10)
+    page = client.get(links["p"]).text
+    assert "ショップで2個のご注文を手配しました。" in page
+    assert "お届けします" not in page
+
+
 def test_skip_moves_the_next_prompt_a_week_out(client, app, links, at_now):
     client.post(links["p"], data={"action": "skip"})
     assert prompt_rows(app)[0].status is PromptStatus.SKIPPED
