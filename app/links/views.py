@@ -129,6 +129,9 @@ def prompt_page(token: str) -> tuple[str, int] | str:
             quantity=form.quantity.data, snooze_days=int(form.snooze_days.data or 0) or None,
         )  # fmt: skip
         session.commit()
+        if form.action.data == Action.UNDO and view.handed_off(now):
+            # The window passed between showing the button and the click: say why, in words.
+            return _prompt_template(view, form, token, now, problem="too_late_to_undo")
     return _prompt_template(view, form, token, now)
 
 
@@ -143,6 +146,8 @@ def _answer_problem(form: AnswerForm) -> str | None:
 def _prompt_template(
     view: PromptView, form: AnswerForm, token: str, now: datetime, problem: str | None = None
 ) -> str:
+    """The prompt page; ``problem`` is why an answer was not taken: a form field
+    (``_answer_problem``), or ``too_late_to_undo``."""
     return render_template(
         "links/prompt.html",
         view=view,

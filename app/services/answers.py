@@ -82,6 +82,12 @@ class PromptView:
         r = self.reorder
         return r is not None and r.status is ReorderStatus.PENDING and now < r.handoff_at
 
+    def handed_off(self, now: datetime) -> bool:
+        """Whether the confirm stands for good: its reorder has passed its undo window (or the
+        shop has it already) and has not been cancelled."""
+        r = self.reorder
+        return r is not None and r.status is not ReorderStatus.CANCELLED and not self.can_undo(now)
+
 
 # The statements of every link page and answer, built once: constructing a statement costs
 # more than SQLite takes to run it, and these run for every click in every email. The writes

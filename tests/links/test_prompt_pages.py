@@ -169,6 +169,20 @@ def test_confirm_can_be_undone_inside_the_window_only(client, app, links, at_now
     assert len(_reorders(app)) == 1
 
 
+def test_an_undo_after_the_window_says_it_is_too_late(client, app, links, at_now):
+    client.post(links["p"], data={"action": "confirm"})
+    at_now["now"] += timedelta(minutes=6)
+    page = client.post(links["p"], data={"action": "undo"})
+    assert page.status_code == 200
+    assert "ご注文はすでにショップへお渡ししたため、取り消しできません。" in page.text
+    assert "ご注文を承りました" in page.text
+    assert 'value="undo"' not in page.text
+    [reorder] = _reorders(app)
+    assert reorder.status is ReorderStatus.PENDING
+    # Only the refused undo says so: the same page opened again does not.
+    assert "取り消しできません" not in client.get(links["p"]).text
+
+
 def test_a_reorder_cancelled_by_the_shop_says_nothing_will_be_sent(
     client, app, runner, links, at_now
 ):
