@@ -268,6 +268,23 @@ def test_stop_stops_the_plan(client, app, links, at_now):
         assert (plan.status.value, plan.prompt_on) == ("stopped", None)
 
 
+def test_a_stop_since_undone_on_the_plans_page_says_reminders_are_back_on(
+    client, app, links, at_now
+):
+    client.post(links["p"], data={"action": "stop"})
+    assert "この商品のお知らせを停止しました。" in client.get(links["p"]).text
+    with app.app_context():
+        plan_id = get_session().query(Plan).one().id
+    resumed = client.post(links["m"], data={"action": "resume", "plan_id": plan_id})
+    assert resumed.status_code == 200
+    page = client.get(links["p"]).text
+    assert (
+        "このメールからこの商品のお知らせを停止されました。お知らせを再開されたので、"
+        "時期が来たら改めてお送りします。"
+    ) in page
+    assert "この商品のお知らせを停止しました。" not in page
+
+
 def test_tampered_link_gets_a_friendly_page(client, links, at_now):
     page = client.get(links["p"][:-3] + "xyz")
     assert page.status_code == 404
