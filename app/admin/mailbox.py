@@ -32,6 +32,11 @@ HTML_PART_CSP = (
     "sandbox allow-top-navigation-by-user-activation allow-popups; "
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 )
+# Links in an email have no target: in the frame they would open there, and the link pages
+# refuse to be framed (X-Frame-Options: DENY). A base target sends them to the top window,
+# unsandboxed, so their forms work. Added to the mailbox's copy only, never to sent emails.
+_HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+_LINKS_TO_TOP = '<base target="_top">'
 
 
 def _parse(raw: str) -> EmailMessage:
@@ -43,6 +48,13 @@ def _parse(raw: str) -> EmailMessage:
 def _part(message: EmailMessage, subtype: str) -> str:
     body = message.get_body(preferencelist=(subtype,))
     return str(body.get_content()) if body is not None else ""
+
+
+def _framed(html: str) -> str:
+    """``html`` with its links opening the top window (``_LINKS_TO_TOP`` first in its head)."""
+    head = _HEAD.search(html)
+    at = head.end() if head else 0
+    return html[:at] + _LINKS_TO_TOP + html[at:]
 
 
 def _linkify(text: str) -> Markup:
@@ -84,7 +96,8 @@ def message(message_id: int) -> str:
 @bp.get(f"/<{ID_IN_PATH}:message_id>/html")
 @staff_required
 def message_html(message_id: int) -> Response:
-    response = Response(_part(_parse(_message(message_id).raw), "html"), mimetype="text/html")
+    html = _framed(_part(_parse(_message(message_id).raw), "html"))
+    response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = HTML_PART_CSP
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from flask import Flask
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from app.db import get_session
@@ -24,6 +24,7 @@ from app.models import Outbox, OutboxStatus
 from tests.admin.conftest import NOW, OPERATOR, PASSWORD
 from tests.admin.test_customers import _forecast_plan
 from tests.admin.test_pages import EARLIER, _busiest_product, _dead_webhook
+from tests.conftest import BASE_URL
 from tests.scheduler.helpers import deliver, dispatch
 
 pytestmark = pytest.mark.slow
@@ -181,3 +182,29 @@ def test_reading_a_prompt_email_in_the_mailbox(visit: Visit, shop: Flask) -> Non
     expect(html_part.get_by_role("link").first).to_be_visible()  # the email's own HTML
     expect(page.locator("pre.email a").first).to_have_attribute("href", re.compile(r"/l/p/"))
     visit.check("mailbox-message")
+
+
+def test_a_link_in_a_mailbox_emails_html_opens_its_page(
+    visit: Visit, shop: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link pages refuse to be framed: a link in the framed HTML part must open the page in
+    the top window, not a browser error inside the frame."""
+    monkeypatch.setattr("app.links.views.utcnow", lambda: NOW)  # the links' day, not today
+    dispatch(shop, NOW)
+    assert deliver(shop, NOW).delivered
+
+    def to_live_server(route: Route) -> None:
+        # The emails link to the configured base URL; the app under test serves it here.
+        url = route.request.url.replace(BASE_URL, visit.base, 1)
+        route.fulfill(response=route.fetch(url=url))
+
+    visit.page.context.route(re.compile("^" + re.escape(BASE_URL) + "/"), to_live_server)
+    visit.sign_in()
+    page = visit.page
+    page.goto(visit.base + "/admin/mailbox/")
+    page.get_by_role("table").get_by_role("link").first.click()
+    html_part = page.frame_locator("iframe.email")
+    html_part.get_by_role("link").first.click()
+    expect(page).to_have_url(re.compile("^" + re.escape(BASE_URL) + "/l/p/"))
+    expect(page.locator('button[name="action"][value="confirm"]')).to_be_visible()
+    visit.check("prompt-page-from-mailbox")

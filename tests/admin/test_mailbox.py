@@ -11,7 +11,7 @@ from tests.admin.conftest import csrf_token, sign_in
 from tests.conftest import BASE_URL
 from tests.factories import NOW, make_plan
 from tests.prompt_links import send_prompt
-from tests.scheduler.helpers import deliver, dispatch
+from tests.scheduler.helpers import deliver, dispatch, parse
 
 
 def _first_message_path(client) -> str:
@@ -55,6 +55,21 @@ def test_the_html_part_is_framed_sandboxed_and_only_by_our_own_pages(app, client
     assert policy.startswith("sandbox ") and "script-src" not in policy
     assert "frame-ancestors 'self'" in policy
     assert html.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_links_in_the_framed_html_part_open_the_top_window_but_the_email_is_unchanged(
+    app, client, staff
+):
+    # The link pages refuse to be framed: in the frame, a click would show a browser error.
+    send_prompt(app)
+    assert sign_in(client).status_code == 302
+    html = client.get(_first_message_path(client) + "/html")
+    assert re.search(r"<head>\s*<base target=\"_top\">", html.text)
+    assert "allow-top-navigation-by-user-activation" in html.headers["Content-Security-Policy"]
+    with app.app_context():
+        [message] = get_session().query(MailboxMessage).all()
+    sent = parse(message.raw).get_body(preferencelist=("html",))
+    assert sent is not None and "<base" not in sent.get_content()  # the email as sent
 
 
 def test_a_missing_message_is_a_404(client, staff):
