@@ -18,8 +18,11 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.db import Prepared, table_of
-from app.models import ActorType, Outbox, OutboxKind, OutboxStatus
+from app.models import ActorType, Outbox, OutboxKind, OutboxStatus, Reorder, ReorderStatus
 from app.services.audit import record
+
+CONFIRMED_EVENT = "reorder.confirmed"
+"""The webhook of a confirmed reorder (its dedupe key ``msg_reorder.confirmed_<reorder id>``)."""
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +223,11 @@ def replay(session: Session, outbox_id: int, now: datetime, actor: str) -> Outbo
         raise LookupError(f"no outbox message {outbox_id}")
     if row.status not in (OutboxStatus.DEAD, OutboxStatus.DELIVERED):
         raise ValueError(f"outbox message {outbox_id} is {row.status.value}, not dead or delivered")
+    if row.event_type == CONFIRMED_EVENT:
+        # A confirm sent again after the cancel would have the backend ship a cancelled order.
+        reorder = session.get(Reorder, int(row.dedupe_key.rsplit("_", 1)[1]))
+        if reorder is None or reorder.status is ReorderStatus.CANCELLED:
+            raise ValueError(f"outbox message {outbox_id} confirms a reorder cancelled since")
     before = {"status": row.status.value, "attempts": row.attempts}
     row.status = OutboxStatus.PENDING
     row.attempts = 0
@@ -239,6 +247,18 @@ def cancel_pending(session: Session, dedupe_key: str, now: datetime) -> bool:
         update(Outbox)
         .where(col(Outbox.dedupe_key) == dedupe_key, col(Outbox.status) == OutboxStatus.PENDING)
         .values(status=OutboxStatus.CANCELLED, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def withdraw(session: Session, dedupe_key: str, now: datetime) -> bool:
+    """Withdraw a message that is not delivered: waiting, dead, or on its way (its sender's
+    claim is then lost, so a failed attempt is not retried). For a reorder cancelled by ops:
+    its confirm must not reach the backend after the cancel, by a retry or a replay."""
+    result = session.execute(
+        update(Outbox)
+        .where(col(Outbox.dedupe_key) == dedupe_key, col(Outbox.status).in_(WAITING_OR_DEAD))
+        .values(status=OutboxStatus.CANCELLED, lease_until=None, updated_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

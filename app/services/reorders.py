@@ -181,7 +181,7 @@ def cancel(
     reorder.cancelled_at = now
     reorder.updated_at = now
     handed_off = reorder.handoff_at <= now
-    outbox.cancel_pending(session, f"msg_reorder.confirmed_{reorder.id}", now)
+    outbox.withdraw(session, f"msg_reorder.confirmed_{reorder.id}", now)
     if settings.webhook_url and handed_off:
         body = event_body(
             "reorder.cancelled",

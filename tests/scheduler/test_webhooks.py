@@ -11,7 +11,7 @@ from standardwebhooks import Webhook
 from app.config import current_settings
 from app.db import get_session
 from app.models import Outbox, OutboxStatus, Reorder
-from app.services import delivery
+from app.services import delivery, outbox
 from tests.conftest import BASE_URL
 from tests.factories import NOW, make_plan
 from tests.prompt_links import send_prompt
@@ -128,3 +128,55 @@ def test_an_undone_reorders_id_is_never_given_to_the_next(hook_app, receiver, mo
     assert _deliver_at(hook_app, datetime.now(UTC)).delivered == 1
     [(headers, _body, _status)] = receiver.requests
     assert headers["webhook-id"] == "msg_reorder.confirmed_2"
+
+
+def _dead_confirm(app, receiver, monkeypatch):
+    """A confirm whose webhook failed for 24 hours: dead, never delivered."""
+    _confirm(app, monkeypatch)
+    receiver.fail_with = 503
+    with app.app_context():
+        row = get_session().query(Outbox).filter_by(kind="webhook").one()
+        get_session().query(Outbox).filter_by(id=row.id).update({"status": OutboxStatus.DEAD})
+        get_session().commit()
+    receiver.fail_with = None
+    return row.id
+
+
+def test_a_reorder_cancelled_after_its_confirm_died_is_never_confirmed_by_a_replay(
+    hook_app, receiver, monkeypatch
+):
+    dead = _dead_confirm(hook_app, receiver, monkeypatch)
+    monkeypatch.setattr("app.cli.ops.utcnow", lambda: NOW + timedelta(days=2))
+    cli = hook_app.test_cli_runner()
+    assert cli.invoke(args=["reorders", "cancel", "1", "--by", "ops"]).exit_code == 0
+    replayed = cli.invoke(args=["outbox", "replay", str(dead)])
+    assert replayed.exit_code == 1
+    assert "cancelled" in replayed.output
+    assert _deliver_at(hook_app, datetime.now(UTC)).delivered == 1
+    events = [
+        Webhook(SECRET).verify(body, headers)["type"] for headers, body, _ in receiver.requests
+    ]
+    assert events == ["reorder.cancelled"]
+
+
+def test_a_confirm_on_its_way_when_the_reorder_is_cancelled_is_not_retried(
+    hook_app, receiver, monkeypatch
+):
+    _confirm(hook_app, monkeypatch)
+    with hook_app.app_context():
+        session = get_session()
+        [claimed] = outbox.claim(
+            session, "w1", NOW + timedelta(minutes=6), 10, timedelta(minutes=1)
+        )
+        session.commit()
+    monkeypatch.setattr("app.cli.ops.utcnow", lambda: NOW + timedelta(minutes=7))
+    assert hook_app.test_cli_runner().invoke(args=["reorders", "cancel", "1"]).exit_code == 0
+    with hook_app.app_context():
+        session = get_session()
+        # The attempt on its way fails: no retry follows the cancel.
+        failed = outbox.mark_failed(session, claimed.id, "w1", NOW + timedelta(minutes=8),
+                                    "HTTP 503", timedelta(hours=24))  # fmt: skip
+        session.commit()
+        assert failed is None
+        row = session.get_one(Outbox, claimed.id)
+        assert row.status is OutboxStatus.CANCELLED
