@@ -23,6 +23,9 @@ from app.models import (
     OPEN_PROMPT_STATUSES,
     ActorType,
     Customer,
+    Outbox,
+    OutboxKind,
+    OutboxStatus,
     Plan,
     PlanStatus,
     Prompt,
@@ -200,13 +203,35 @@ def _cancel(
     session: Session, which: ColumnElement[bool], reason: str, now: datetime, unsent_only: bool
 ) -> int:
     statuses = [PromptStatus.SCHEDULED.value] if unsent_only else _OPEN
-    result = session.execute(
+    emails = session.execute(
         update(Prompt)
         .where(which, col(Prompt.status).in_(statuses))
         .values(status=PromptStatus.CANCELLED, cancel_reason=reason, updated_at=now)
+        .returning(col(Prompt.outbox_id))
+    ).scalars().all()  # fmt: skip
+    _withdraw_emails(session, sorted({e for e in emails if e is not None}), now)
+    return len(emails)
+
+
+def _withdraw_emails(session: Session, outbox_ids: list[int], now: datetime) -> None:
+    """Withdraw the prompt emails among ``outbox_ids`` still waiting to go (SMTP may be
+    failing for hours) whose prompts are all closed: an unsubscribed customer gets no more,
+    and an old address no email whose links were revoked."""
+    outbox, prompt = table_of(Outbox), table_of(Prompt)
+    still_open = (
+        select(prompt.c.id)
+        .where(prompt.c.outbox_id == outbox.c.id, prompt.c.status.in_(_OPEN))
+        .exists()
     )
-    count: int = result.rowcount  # type: ignore[attr-defined]
-    return count
+    for start in range(0, len(outbox_ids), CHUNK):
+        session.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(outbox_ids[start : start + CHUNK]),
+                   outbox.c.kind == OutboxKind.EMAIL.value,
+                   outbox.c.status == OutboxStatus.PENDING.value,
+                   ~still_open)
+            .values(status=OutboxStatus.CANCELLED.value, updated_at=now)
+        )  # fmt: skip
 
 
 def local_today(zone: str, now: datetime) -> date:

@@ -10,10 +10,19 @@ from sqlmodel import col
 
 from app.config import current_settings
 from app.db import get_session
-from app.models import Customer, Locale, Plan, PromptStatus
+from app.models import (
+    ActorType,
+    Customer,
+    Locale,
+    Outbox,
+    OutboxKind,
+    OutboxStatus,
+    Plan,
+    PromptStatus,
+)
 from app.scheduler import jobs
 from app.services import dispatch as dispatching
-from app.services import prompts
+from app.services import preferences, prompts
 from tests.conftest import BASE_URL
 from tests.factories import NOW, make_plan, order_body
 from tests.scheduler.helpers import deliver, dispatch, mailbox, prompt_rows, schedule, text_part
@@ -341,3 +350,25 @@ def test_a_new_time_zone_re_times_the_prompts_not_yet_sent(app, client, auth):
     assert (old.status, old.cancel_reason) == (PromptStatus.CANCELLED, "time zone changed")
     assert new.status is PromptStatus.SCHEDULED
     assert new.due_at == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # 10:00 in New York
+
+
+@pytest.mark.parametrize("change", ["unsubscribe", "revoke links"])
+def test_a_prompt_email_still_waiting_to_go_is_withdrawn_when_its_prompts_close(app, change):
+    """SMTP failing for hours: the email waits in the outbox. An unsubscribe, or a new address
+    (links revoked), must not let it go out later."""
+    with app.app_context():
+        make_plan(get_session())
+        get_session().commit()
+    assert dispatch(app).emails == 1
+    with app.app_context():
+        session = get_session()
+        customer = session.scalars(select(Customer)).one()
+        if change == "unsubscribe":
+            preferences.set_subscribed(session, customer, False, NOW)
+        else:
+            preferences.revoke_links(session, customer, ActorType.API_CLIENT, "backend", NOW)
+        session.commit()
+        [email] = session.scalars(select(Outbox).where(col(Outbox.kind) == OutboxKind.EMAIL)).all()
+        assert email.status is OutboxStatus.CANCELLED
+    assert deliver(app).delivered == 0
+    assert mailbox(app) == []
