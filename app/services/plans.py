@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, select, true
+from sqlalchemy import case, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -21,7 +21,16 @@ from app.db import (
     placeholder,
     table_of,
 )
-from app.models import Customer, Order, OrderLine, OrderStatus, Plan, PlanStatus
+from app.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Plan,
+    PlanStatus,
+    Prompt,
+    PromptStatus,
+)
 
 CHUNK = 500
 
@@ -34,6 +43,11 @@ SUMMARY_FIELDS = (
     "last_ordered_on",
     "last_quantity",
 )
+NO_FORECAST: dict[str, Any] = dict.fromkeys((
+    "rate_per_day", "median_on", "q10_on", "q90_on", "p_active", "prompt_on", "forecast_method",
+    "n_intervals", "explanation", "explanation_data", "p_within_horizon", "forecast_last_on",
+))  # fmt: skip
+"""A plan's forecast columns when it has none (no purchase to forecast from)."""
 EMPTY_SUMMARY: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS) | {
     "n_purchases": 0,
     "total_quantity": 0,
@@ -222,8 +236,18 @@ def _empty_summaries(session: Session, pairs: set[Pair], now: datetime) -> None:
             if (customer_id, product_id) in pairs and updated_at != now:
                 stale.append(plan_id)
     if stale:
-        empty = EMPTY_SUMMARY | {"updated_at": now}
+        # Its forecast and prompt day went with its purchases (all cancelled or returned): the
+        # plan is as before its first order, and a prompt not yet sent is withdrawn.
+        empty = EMPTY_SUMMARY | NO_FORECAST | {"updated_at": now}
         bulk_update_by_id(session, Plan, [{"id": plan_id, **empty} for plan_id in stale])
+        for start in range(0, len(stale), CHUNK):
+            session.execute(
+                update(Prompt)
+                .where(col(Prompt.plan_id).in_(stale[start : start + CHUNK]),
+                       col(Prompt.status) == PromptStatus.SCHEDULED)
+                .values(status=PromptStatus.CANCELLED, cancel_reason="no purchases",
+                        updated_at=now)
+            )  # fmt: skip
 
 
 def customer_zones(

@@ -1,5 +1,6 @@
-"""Each customer's forecast and prompt day are reckoned on their own calendar: an order counts
-on the day it was placed where they live, whenever the service scores it."""
+"""Each customer's forecast and prompt day follow their purchases, reckoned on their own
+calendar: an order counts on the day it was placed where they live, whenever the service scores
+it, and a purchase cancelled takes its forecast with it."""
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -148,3 +149,31 @@ def test_saving_a_products_settings_withdraws_its_prompts_not_yet_sent(shop):
                 PromptStatus.CANCELLED,
                 "product settings changed",
             )
+
+
+def test_a_pair_whose_orders_are_all_cancelled_loses_its_forecast_and_waiting_prompt(shop):
+    last_at = NOW - timedelta(days=27)
+    with shop.app_context():
+        session = get_session()
+        _monthly_buyer(session, "returner", TOKYO, last_at)
+        plan = _plan(session, "returner")
+        assert plan.median_on is not None and plan.explanation
+        plan.prompt_on = TODAY  # due: a prompt waits to be sent
+        session.commit()
+        prompts.schedule_prompts(session, shop.extensions["kaidoki.settings"], NOW)
+        session.commit()
+        waiting = session.scalars(select(Prompt).where(Prompt.plan_id == plan.id)).one()
+        assert waiting.status is PromptStatus.SCHEDULED
+        for n, days in enumerate((90, 60, 30, 0)):
+            at = last_at - timedelta(days=days)
+            synced = NOW + timedelta(minutes=n)
+            cancelled = OrderIn(f"returner-{n}", "returner", at, synced, OrderStatus.CANCELLED,
+                                None, None, (LineIn("rice-5kg", 1),))  # fmt: skip
+            sync.sync_orders(session, [cancelled], TOKYO, API, synced)
+        session.commit()
+        session.refresh(plan)
+        session.refresh(waiting)
+        assert (plan.n_purchases, plan.prompt_on, plan.median_on, plan.explanation) == (
+            0, None, None, None,
+        )  # fmt: skip
+        assert (waiting.status, waiting.cancel_reason) == (PromptStatus.CANCELLED, "no purchases")
