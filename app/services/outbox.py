@@ -226,7 +226,7 @@ def replay(session: Session, outbox_id: int, now: datetime, actor: str) -> Outbo
     if row.event_type == CONFIRMED_EVENT:
         # A confirm sent again after the cancel would have the backend ship a cancelled order.
         reorder = session.get(Reorder, int(row.dedupe_key.rsplit("_", 1)[1]))
-        if reorder is None or reorder.status is ReorderStatus.CANCELLED:
+        if reorder is not None and reorder.status is ReorderStatus.CANCELLED:
             raise ValueError(f"outbox message {outbox_id} confirms a reorder cancelled since")
     before = {"status": row.status.value, "attempts": row.attempts}
     row.status = OutboxStatus.PENDING
