@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, func, select
+from sqlalchemy import ColumnElement, Select, String, case, cast, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -81,14 +81,35 @@ def answer_rates(session: Session, now: datetime, days: int) -> AnswerRates:
     )
 
 
-def active_plans(session: Session) -> int:
-    query = select(func.count()).select_from(Plan).where(col(Plan.status) == PlanStatus.ACTIVE)
-    return session.scalar(query) or 0
+def _promptable() -> ColumnElement[bool]:
+    """The customer of ``Plan`` can be emailed a prompt: as the scheduler asks (subscribed,
+    with an email address)."""
+    return col(Customer.unsubscribed_at).is_(None) & col(Customer.email).is_not(None)
+
+
+@dataclass(frozen=True)
+class ActivePlans:
+    promptable: int
+    unreachable: int  # active, but their customer unsubscribed or has no email address
+
+
+def active_plans(session: Session) -> ActivePlans:
+    """Active plans, apart by whether their customer can be prompted at all."""
+    promptable = case((_promptable(), 1), else_=0)
+    row = session.execute(
+        select(func.count(), func.sum(promptable))
+        .select_from(Plan)
+        .join(Customer, col(Customer.id) == col(Plan.customer_id))
+        .where(col(Plan.status) == PlanStatus.ACTIVE)
+    ).one()
+    total, reachable = int(row[0]), int(row[1] or 0)
+    return ActivePlans(reachable, total - reachable)
 
 
 def prompts_per_day(session: Session, today: date, days: int = 30) -> list[int]:
     """Active plans by the day of their next prompt (``Plan.next_prompt_on``) for the next
-    ``days`` days, overdue ones today; a plan whose prompt is out already is not due again."""
+    ``days`` days, overdue ones today; a plan whose prompt is out already is not due again,
+    nor one whose customer cannot be prompted (unsubscribed, or no email address)."""
     end = today + timedelta(days=days)
     rest = col(Plan.prompt_not_before)
     day = case((rest > col(Plan.prompt_on), rest), else_=col(Plan.prompt_on))
@@ -102,7 +123,14 @@ def prompts_per_day(session: Session, today: date, days: int = 30) -> list[int]:
     )
     rows = session.execute(
         select(day, func.count())
-        .where(col(Plan.status) == PlanStatus.ACTIVE, col(Plan.prompt_on) < end, ~asked)
+        .select_from(Plan)
+        .join(Customer, col(Customer.id) == col(Plan.customer_id))
+        .where(
+            col(Plan.status) == PlanStatus.ACTIVE,
+            col(Plan.prompt_on) < end,
+            ~asked,
+            _promptable(),
+        )
         .group_by(day)
     ).all()
     counts = [0] * days

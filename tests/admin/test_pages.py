@@ -177,7 +177,43 @@ def test_the_dashboard_counts_plans_and_charts_the_coming_prompts(shop, operator
     with shop.app_context():
         active = get_session().query(Plan).filter_by(status="active").count()
     assert f'<p class="big">{active}</p>' in page.text
+    assert 'Plus <span class="unreachable">0</span> whose customer unsubscribed' in page.text
     assert "Prompts due per day, next 30 days" in page.text and "<svg" in page.text
+
+
+def _plans_due_soon(session, n: int) -> list[Plan]:
+    """``n`` active plans of different customers, each due within the chart's 30 days."""
+    plans: dict[int, Plan] = {}
+    for plan in session.query(Plan).filter(
+        col(Plan.status) == "active", col(Plan.prompt_on) < TODAY + timedelta(days=30)
+    ).order_by(col(Plan.id)):  # fmt: skip
+        plans.setdefault(plan.customer_id, plan)
+    assert len(plans) >= n
+    return list(plans.values())[:n]
+
+
+def test_plans_of_customers_who_cannot_be_prompted_are_counted_apart_and_not_due(shop, operator):
+    with shop.app_context():
+        session = get_session()
+        active = session.query(Plan).filter_by(status="active").count()
+        due = sum(queries.prompts_per_day(session, TODAY))
+        unsubscribed, no_email = (session.get_one(Customer, plan.customer_id)
+                                  for plan in _plans_due_soon(session, 2))  # fmt: skip
+        unsubscribed.unsubscribed_at, no_email.email = NOW, None
+        session.commit()
+        gone = session.query(Plan).filter(
+            col(Plan.customer_id).in_([unsubscribed.id, no_email.id]), col(Plan.status) == "active"
+        )
+        unreachable = gone.count()
+        unreachable_due = gone.filter(col(Plan.prompt_on) < TODAY + timedelta(days=30)).count()
+        assert unreachable_due >= 2
+        assert queries.active_plans(session) == queries.ActivePlans(
+            active - unreachable, unreachable
+        )
+        assert sum(queries.prompts_per_day(session, TODAY)) == due - unreachable_due
+    page = operator.get("/admin/").text
+    assert f'<p class="big">{active - unreachable}</p>' in page
+    assert f'Plus <span class="unreachable">{unreachable}</span> whose customer' in page
 
 
 def test_the_dashboard_shows_answered_plans_waiting_for_their_rescore(shop, operator):
