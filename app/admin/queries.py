@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.models import (
+    OPEN_PROMPT_STATUSES,
     AuditLog,
     Customer,
     ForecastOutcome,
@@ -49,12 +50,22 @@ def paginate(session: Session, query: Select[Any], page: int) -> Page:
 
 @dataclass(frozen=True)
 class AnswerRates:
+    """Prompts sent in the last ``days`` days by what became of them: the outcomes add up to
+    ``sent``."""
+
     days: int
-    sent: int
     confirmed: int
     skipped: int
     snoozed: int
+    stopped: int
     expired: int
+    cancelled: int  # after sending: the customer ordered anyway, unsubscribed, or was stopped
+    awaiting: int  # sent, not answered yet (nor expired)
+
+    @property
+    def sent(self) -> int:
+        return (self.confirmed + self.skipped + self.snoozed + self.stopped + self.expired
+                + self.cancelled + self.awaiting)  # fmt: skip
 
     def rate(self, count: int) -> str:
         return f"{100 * count / self.sent:.0f} %" if self.sent else "–"
@@ -73,11 +84,14 @@ def answer_rates(session: Session, now: datetime, days: int) -> AnswerRates:
     counts = {PromptStatus(value): n for value, n in rows}
     return AnswerRates(
         days,
-        sum(counts.values()),
         counts.get(PromptStatus.CONFIRMED, 0),
         counts.get(PromptStatus.SKIPPED, 0),
         counts.get(PromptStatus.SNOOZED, 0),
+        counts.get(PromptStatus.STOPPED, 0),
         counts.get(PromptStatus.EXPIRED, 0),
+        counts.get(PromptStatus.CANCELLED, 0),
+        # Only a sent prompt has a sent_at (an undone answer reopens it as sent).
+        sum(counts.get(s, 0) for s in OPEN_PROMPT_STATUSES),
     )
 
 

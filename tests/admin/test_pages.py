@@ -216,6 +216,35 @@ def test_plans_of_customers_who_cannot_be_prompted_are_counted_apart_and_not_due
     assert f'Plus <span class="unreachable">{unreachable}</span> whose customer' in page
 
 
+def test_the_dashboard_shows_every_sent_prompts_outcome_and_they_add_up(shop, operator):
+    outcomes = {PromptStatus.CONFIRMED: 2, PromptStatus.SKIPPED: 1, PromptStatus.SNOOZED: 3,
+                PromptStatus.STOPPED: 1, PromptStatus.EXPIRED: 1, PromptStatus.CANCELLED: 2,
+                PromptStatus.SENT: 4}  # fmt: skip
+    statuses = [s for s, n in outcomes.items() for _ in range(n)]
+    with shop.app_context():
+        session = get_session()
+        plans = session.query(Plan).order_by(col(Plan.id)).limit(len(statuses) + 1).all()
+        for plan, status in zip(plans, statuses, strict=False):
+            session.add(Prompt(plan_id=plan.id, customer_id=plan.customer_id, status=status,
+                               due_at=NOW, sent_at=NOW - timedelta(days=1), nonce="n",
+                               quantity=1, created_at=NOW, updated_at=NOW))  # fmt: skip
+        # Not sent yet: no outcome to show.
+        session.add(Prompt(plan_id=plans[-1].id, customer_id=plans[-1].customer_id,
+                           status=PromptStatus.SCHEDULED, due_at=NOW, nonce="n", quantity=1,
+                           created_at=NOW, updated_at=NOW))  # fmt: skip
+        session.commit()
+        rates = queries.answer_rates(session, NOW, 7)
+    assert rates.sent == len(statuses) == 14
+    assert (rates.confirmed, rates.skipped, rates.snoozed, rates.stopped, rates.expired,
+            rates.cancelled, rates.awaiting) == tuple(outcomes.values())  # fmt: skip
+    page = operator.get("/admin/").text
+    assert '<p class="big">14 sent</p>' in page
+    for label, n in (("Confirmed", 2), ("Skipped", 1), ("Snoozed", 3), ("Stopped", 1),
+                     ("Expired unanswered", 1), ("Cancelled after sending", 2),
+                     ("Awaiting an answer", 4)):  # fmt: skip
+        assert f'<th scope="row">{label}</th><td>{n}</td><td>{100 * n / 14:.0f} %</td>' in page
+
+
 def test_the_dashboard_shows_answered_plans_waiting_for_their_rescore(shop, operator):
     assert "waiting for their re-score: 0" in operator.get("/admin/").text
     with shop.app_context():
