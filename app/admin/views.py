@@ -129,17 +129,35 @@ def product_change(product_id: int) -> str | Response | tuple[str, int]:
     if not form.validate():
         return render_template("admin/product.html", product=found, form=form, preview=None), 422
     change = form.change()
+    # The save reports what it did in the preview's terms: the same scoring, with the settings
+    # before and after (it runs before the save, while those are still the product's).
+    result = product_settings.preview(session, found, change, _today())
     if request.form.get("action") != "save":
-        result = product_settings.preview(session, found, change, _today())
         series = [Series("Now", result.before), Series("With the change", result.after)]
         chart = bar_chart(f"Prompts per day for {found.external_id}", result.days, series)
         return render_template("admin/product.html", product=found, form=form, preview=result,
-                               chart=chart, legend=legend(series))  # fmt: skip
-    moved = product_settings.save(session, found, change, current_user.email, utcnow(),
-                                  current_settings().default_timezone)  # fmt: skip
+                               moves=_moves(result, saved=False), chart=chart,
+                               legend=legend(series))  # fmt: skip
+    scored = product_settings.save(session, found, change, current_user.email, utcnow(),
+                                   current_settings().default_timezone)  # fmt: skip
     session.commit()
-    flash(f"Saved {found.external_id}; {moved} plans rescheduled.")
+    flash(f"Saved {found.external_id}: {_moves(result, saved=True)} "
+          f"{scored} plans re-scored.")  # fmt: skip
     return redirect(url_for("admin.product", product_id=product_id))
+
+
+def _moves(preview: product_settings.Preview, saved: bool) -> str:
+    """How a settings change moves the product's prompt dates: what it would do (the preview)
+    or, ``saved``, what it did."""
+    moved, got, lost = ("are now", "got", "lost") if saved else ("would be", "would get",
+                                                                 "would lose")  # fmt: skip
+    text = (f"{preview.earlier} plans {moved} prompted earlier, {preview.later} later, "
+            f"{preview.unchanged} unchanged")  # fmt: skip
+    if preview.gained:
+        text += f"; {preview.gained} {got} a prompt date"
+    if preview.lost:
+        text += f"; {preview.lost} {lost} theirs"
+    return text + "."
 
 
 @bp.get("/deliveries")

@@ -131,7 +131,7 @@ def test_editing_a_product_with_the_preview_then_saving_it(visit: Visit, shop: F
     expect(page.locator(".preview svg.chart")).to_be_visible()
     visit.check("preview")
     page.get_by_role("button", name="Save and reschedule").click()
-    expect(page.get_by_role("status")).to_contain_text("plans rescheduled")
+    expect(page.get_by_role("status")).to_contain_text("plans are now prompted earlier")
     expect(page.get_by_label("Lead time (days)")).to_have_value(str(EARLIER["lead_time_days"]))
     visit.check("saved")
     with shop.app_context():

@@ -97,11 +97,15 @@ def test_saving_moves_the_plans_the_preview_said_and_is_audited(shop, operator):
     product = _busiest_product(shop)
     days_before = _prompt_days(shop, product.id)
     preview = _post(operator, product, "preview", **EARLIER)
-    promised = re.search(r"(\d+) plans would be prompted earlier", preview.text)
+    promised = re.search(r"(\d+) plans would be prompted earlier, (\d+) later, (\d+) unchanged",
+                         preview.text)  # fmt: skip
     assert promised is not None
     saved = _post(operator, product, "save", **EARLIER)
     assert saved.status_code == 302
-    assert "plans rescheduled" in operator.get(saved.headers["Location"]).text
+    earlier, later, unchanged = promised.groups()
+    page = operator.get(saved.headers["Location"]).text
+    assert (f"Saved {product.external_id}: {earlier} plans are now prompted earlier, {later} "
+            f"later, {unchanged} unchanged") in page  # fmt: skip
     days_after = _prompt_days(shop, product.id)
     moved = [(a, b) for a, b in zip(days_before, days_after, strict=True) if a and b and a != b]
     assert all(b < a for a, b in moved)
@@ -114,6 +118,18 @@ def test_saving_moves_the_plans_the_preview_said_and_is_audited(shop, operator):
             product.lead_time_days,
             10,
         )
+
+
+def test_saving_a_change_that_moves_no_prompt_says_so_and_counts_the_plans_rescored(shop, operator):
+    product = _busiest_product(shop)
+    with shop.app_context():
+        plans = get_session().query(Plan).filter_by(product_id=product.id).all()
+        scheduled = sum(p.prompt_on is not None for p in plans)
+    saved = _post(operator, product, "save", prompt_expiry_days=product.prompt_expiry_days + 7)
+    page = operator.get(saved.headers["Location"]).text
+    assert (f"Saved {product.external_id}: 0 plans are now prompted earlier, 0 later, "
+            f"{scheduled} unchanged. {len(plans)} plans re-scored.") in page  # fmt: skip
+    assert "rescheduled" not in page
 
 
 def test_an_impossible_setting_is_refused_with_the_reason_next_to_the_field(shop, operator):
