@@ -241,10 +241,12 @@ def test_the_dashboard_shows_every_sent_prompts_outcome_and_they_add_up(shop, op
         session = get_session()
         plans = session.query(Plan).order_by(col(Plan.id)).limit(len(statuses) + 1).all()
         for plan, status in zip(plans, statuses, strict=False):
+            assert plan.id is not None
             session.add(Prompt(plan_id=plan.id, customer_id=plan.customer_id, status=status,
                                due_at=NOW, sent_at=NOW - timedelta(days=1), nonce="n",
                                quantity=1, created_at=NOW, updated_at=NOW))  # fmt: skip
         # Not sent yet: no outcome to show.
+        assert plans[-1].id is not None
         session.add(Prompt(plan_id=plans[-1].id, customer_id=plans[-1].customer_id,
                            status=PromptStatus.SCHEDULED, due_at=NOW, nonce="n", quantity=1,
                            created_at=NOW, updated_at=NOW))  # fmt: skip
