@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint, text
 from sqlalchemy import Enum as SAEnum
@@ -246,13 +247,32 @@ class Plan(SQLModel, table=True):
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
 
-    @property
-    def next_prompt_on(self) -> date | None:
-        """The day the next prompt is planned for: its forecast day, or the end of the rest an
-        answer set when that is later; None when no prompt is planned."""
+    def next_prompt(self, open_prompt: Prompt | None, now: datetime, zone: ZoneInfo) -> NextPrompt:
+        """When this plan's customer hears from it next, given its open prompt (if any), the
+        moment ``now`` and the customer's time zone ``zone``.
+
+        A prompt sent (or being sent) and not answered yet awaits the answer; a scheduled one
+        comes on the day it is due; else the forecast day, or the end of the rest an answer
+        set when that is later. Never before the customer's today: an overdue day is today.
+        No day for a plan that is not active or has no prompt day.
+        """
+        if self.status is not PlanStatus.ACTIVE:
+            return NextPrompt(None, awaiting_answer=False)
+        today = now.astimezone(zone).date()
+        if open_prompt is not None and open_prompt.status is not PromptStatus.SCHEDULED:
+            return NextPrompt(None, awaiting_answer=True)
+        if open_prompt is not None:
+            return NextPrompt(max(open_prompt.due_at.astimezone(zone).date(), today), False)
         if self.prompt_on is None:
-            return None
-        return max(self.prompt_on, self.prompt_not_before or self.prompt_on)
+            return NextPrompt(None, awaiting_answer=False)
+        return NextPrompt(max(self.prompt_on, self.prompt_not_before or today, today), False)
+
+
+class NextPrompt(NamedTuple):
+    """When a plan's customer hears from it next (``Plan.next_prompt``)."""
+
+    on: date | None  # the day, in the customer's calendar; None: awaiting an answer, or none
+    awaiting_answer: bool  # a prompt is out and not answered yet
 
 
 class Prompt(SQLModel, table=True):

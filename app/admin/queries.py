@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, String, case, cast, func, select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from app.models import (
     AuditLog,
     Customer,
     ForecastOutcome,
+    NextPrompt,
     Order,
     OrderLine,
     OrderStatus,
@@ -121,7 +123,7 @@ def active_plans(session: Session) -> ActivePlans:
 
 
 def prompts_per_day(session: Session, today: date, days: int = 30) -> list[int]:
-    """Active plans by the day of their next prompt (``Plan.next_prompt_on``) for the next
+    """Active plans by the day of their next prompt (``Plan.next_prompt``) for the next
     ``days`` days, overdue ones today; a plan whose prompt is out already is not due again,
     nor one whose customer cannot be prompted (unsubscribed, or no email address)."""
     end = today + timedelta(days=days)
@@ -207,26 +209,29 @@ def customers(search: str | None) -> Select[Any]:
 
 @dataclass(frozen=True)
 class PlanHistory:
-    """One plan on the customer page: its forecast, purchases, and prompts with answers."""
+    """One plan on the customer page: its forecast, purchases, prompts with answers (newest
+    first), and when the customer hears from it next."""
 
     plan: Plan
     product: Product
     purchases: list[tuple[date, int]]
     prompts: list[Prompt]
+    coming: NextPrompt
 
 
-def customer_plans(session: Session, customer_id: int) -> list[PlanHistory]:
+def customer_plans(session: Session, customer: Customer, now: datetime) -> list[PlanHistory]:
+    """The customer's plans; their next prompts as of ``now`` in the customer's calendar."""
     plans = session.execute(
         select(Plan, Product)
         .join(Product, col(Product.id) == col(Plan.product_id))
-        .where(col(Plan.customer_id) == customer_id)
+        .where(col(Plan.customer_id) == customer.id)
         .order_by(col(Product.external_id))
     ).all()
     purchases: dict[int, list[tuple[date, int]]] = {}
     rows = session.execute(
         select(col(OrderLine.product_id), col(Order.ordered_on), func.sum(OrderLine.quantity))
         .join(Order, col(Order.id) == col(OrderLine.order_id))
-        .where(col(Order.customer_id) == customer_id, col(Order.status) == OrderStatus.PLACED)
+        .where(col(Order.customer_id) == customer.id, col(Order.status) == OrderStatus.PLACED)
         .group_by(col(OrderLine.product_id), col(Order.ordered_on))
         .order_by(col(Order.ordered_on))
     )
@@ -234,15 +239,18 @@ def customer_plans(session: Session, customer_id: int) -> list[PlanHistory]:
         purchases.setdefault(product_id, []).append((day, int(quantity)))
     prompts: dict[int, list[Prompt]] = {}
     for prompt in session.scalars(
-        select(Prompt).where(col(Prompt.customer_id) == customer_id).order_by(col(Prompt.id).desc())
+        select(Prompt).where(col(Prompt.customer_id) == customer.id).order_by(col(Prompt.id).desc())
     ):
         prompts.setdefault(prompt.plan_id, []).append(prompt)
-    return [
-        PlanHistory(
-            plan, product, purchases.get(product.id or 0, []), prompts.get(plan.id or 0, [])
-        )
-        for plan, product in plans
-    ]
+    zone = ZoneInfo(customer.timezone)
+
+    def history(plan: Plan, product: Product) -> PlanHistory:
+        asked = prompts.get(plan.id or 0, [])
+        open_prompt = next((p for p in asked if p.status in OPEN_PROMPT_STATUSES), None)
+        return PlanHistory(plan, product, purchases.get(product.id or 0, []), asked,
+                           plan.next_prompt(open_prompt, now, zone))  # fmt: skip
+
+    return [history(plan, product) for plan, product in plans]
 
 
 @dataclass(frozen=True)

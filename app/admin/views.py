@@ -221,9 +221,9 @@ def customer(customer_id: int) -> str:
             item.plan.median_on,
             (item.plan.q10_on, item.plan.q90_on) if item.plan.q10_on and item.plan.q90_on
             else None,
-            item.plan.next_prompt_on,
+            item.coming.on,
         ))
-        for item in queries.customer_plans(get_session(), customer_id)
+        for item in queries.customer_plans(get_session(), found, utcnow())
     ]  # fmt: skip
     return render_template("admin/customer.html", customer=found, plans=plans,
                            interval_range=preferences.interval_range)  # fmt: skip

@@ -196,7 +196,7 @@ def manage_page(token: str) -> tuple[str, int] | str:
             session.commit()
         else:
             session.rollback()
-    plans = preferences.customer_plans(session, customer.id)  # type: ignore[arg-type]
+    plans = preferences.customer_plans(session, customer, now)
     saved = request.method == "POST" and error is None
     page = render_template("links/manage.html", customer=customer, plans=plans, form=form,
                            error=error, token=token, ranges=_interval_ranges(plans),
@@ -217,8 +217,8 @@ class PlanProblem:
     high: int = 0
 
 
-def _interval_ranges(plans: list[tuple[Plan, Product]]) -> dict[int, tuple[int, int]]:
-    return {product.id: preferences.interval_range(product) for _, product in plans}  # type: ignore[misc]
+def _interval_ranges(plans: list[preferences.CustomerPlan]) -> dict[int, tuple[int, int]]:
+    return {item.product.id: preferences.interval_range(item.product) for item in plans}  # type: ignore[misc]
 
 
 def _apply_plan_form(

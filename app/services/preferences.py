@@ -4,13 +4,23 @@ unsubscribing from every reminder."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.models import ActorType, Customer, Plan, PlanStatus, Product
+from app.models import (
+    OPEN_PROMPT_STATUSES,
+    ActorType,
+    Customer,
+    NextPrompt,
+    Plan,
+    PlanStatus,
+    Product,
+    Prompt,
+)
 from app.services.audit import record
 from app.services.forecasting import reestimate
 from app.services.prompts import cancel_customer_open, cancel_open
@@ -37,14 +47,35 @@ def interval_range(product: Product) -> tuple[int, int]:
     return low, max(low, min(MAX_PREFERRED_DAYS, product.max_interval_days))
 
 
-def customer_plans(session: Session, customer_id: int) -> list[tuple[Plan, Product]]:
+class CustomerPlan(NamedTuple):
+    plan: Plan
+    product: Product
+    coming: NextPrompt  # when the customer hears from the plan next
+
+
+def customer_plans(session: Session, customer: Customer, now: datetime) -> list[CustomerPlan]:
+    """The customer's plans of products they bought, each with its next prompt as of ``now``
+    in the customer's calendar (``Plan.next_prompt``)."""
     rows = session.execute(
         select(Plan, Product)
         .join(Product, col(Product.id) == col(Plan.product_id))
-        .where(col(Plan.customer_id) == customer_id, col(Plan.n_purchases) > 0)
+        .where(col(Plan.customer_id) == customer.id, col(Plan.n_purchases) > 0)
         .order_by(col(Product.name), col(Product.id))
     ).all()
-    return [(plan, product) for plan, product in rows]
+    open_prompts = {
+        prompt.plan_id: prompt
+        for prompt in session.scalars(
+            select(Prompt).where(
+                col(Prompt.customer_id) == customer.id,
+                col(Prompt.status).in_(OPEN_PROMPT_STATUSES),
+            )
+        )
+    }
+    zone = ZoneInfo(customer.timezone)
+    return [
+        CustomerPlan(plan, product, plan.next_prompt(open_prompts.get(plan.id or 0), now, zone))
+        for plan, product in rows
+    ]
 
 
 def change_plan(

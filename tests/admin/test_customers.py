@@ -1,12 +1,13 @@
 """Finding a customer and reading (and steering) their plans."""
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlmodel import col
 
 from app.db import get_session
-from app.models import ActorType, AuditLog, Customer, Plan, PlanStatus
-from tests.admin.conftest import OPERATOR, csrf_token
+from app.models import ActorType, AuditLog, Customer, Plan, PlanStatus, Prompt, PromptStatus
+from tests.admin.conftest import NOW, OPERATOR, TODAY, csrf_token
 
 
 def _forecast_plan(app) -> tuple[Customer, Plan]:
@@ -127,3 +128,34 @@ def test_the_next_prompt_shown_is_the_day_it_will_come_after_a_rest(shop, operat
     page = operator.get(f"/admin/customers/{customer.id}")
     assert f"<strong>Next prompt:</strong> {rest:%d %b %Y} (the forecast" in page.text
     assert f"next prompt {rest:%d %b %Y}." in page.text  # the chart's description
+
+
+def test_the_next_prompt_of_a_plan_whose_prompt_is_out_says_it_awaits_the_answer(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    assert plan.id is not None and customer.id is not None
+    with shop.app_context():
+        get_session().add(Prompt(plan_id=plan.id, customer_id=customer.id, status=PromptStatus.SENT,
+                                 due_at=NOW, sent_at=NOW, nonce="n", quantity=1, created_at=NOW,
+                                 updated_at=NOW))  # fmt: skip
+        get_session().commit()
+    page = operator.get(f"/admin/customers/{customer.id}").text
+    assert "<strong>Next prompt:</strong> sent, awaiting an answer." in page
+
+
+def test_an_overdue_next_prompt_shows_the_customers_today(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    with shop.app_context():
+        get_session().get_one(Plan, plan.id).prompt_on = TODAY - timedelta(days=3)
+        get_session().commit()
+    page = operator.get(f"/admin/customers/{customer.id}").text
+    today = NOW.astimezone(ZoneInfo(customer.timezone)).date()
+    assert f"<strong>Next prompt:</strong> {today:%d %b %Y} (the forecast" in page
+
+
+def test_a_customer_who_unsubscribed_has_no_next_prompt(shop, operator):
+    customer, _ = _forecast_plan(shop)
+    with shop.app_context():
+        get_session().get_one(Customer, customer.id).unsubscribed_at = NOW
+        get_session().commit()
+    page = operator.get(f"/admin/customers/{customer.id}").text
+    assert "<strong>Next prompt:</strong> none: the customer unsubscribed." in page

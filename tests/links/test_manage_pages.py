@@ -5,7 +5,10 @@ from datetime import timedelta
 
 from click.testing import Result
 
+from app.config import current_settings
 from app.db import get_session
+from app.links import URL_PREFIX
+from app.links.tokens import Purpose, make_token
 from app.models import AuditLog, Customer, Locale, Plan, PlanStatus, PromptStatus
 from app.services import forecasting
 from tests.conftest import BASE_URL
@@ -279,3 +282,27 @@ def test_a_broken_link_page_declares_the_language_it_shows(client, links):
     assert page.status_code == 404
     assert '<html lang="en">' in page.text
     assert "This link does not work" in page.text
+
+
+def test_a_sent_prompt_shows_as_awaiting_the_answer_not_as_a_past_day(client, app, links, at_now):
+    at_now["now"] = NOW + timedelta(days=1)  # the day after the prompt went out
+    page = client.get(links["m"]).text
+    assert "お送りしました。ご回答をお待ちしています" in page
+    assert "2026年11月20日" not in page  # the prompt's day, now past
+    client.post(links["p"], data={"action": "skip"})
+    rest = _plan(app).prompt_not_before
+    assert rest is not None and rest > (NOW + timedelta(days=1)).date()
+    assert f"{rest.year}年{rest.month}月{rest.day}日" in client.get(links["m"]).text
+
+
+def test_an_overdue_reminder_shows_the_customers_today(client, app, at_now):
+    with app.app_context():
+        make_plan(get_session(), prompt_on=NOW.date() - timedelta(days=3))
+        get_session().commit()
+    customer = _customer(app)
+    assert customer.id is not None
+    with app.app_context():
+        token = make_token(current_settings().secret_key, Purpose.MANAGE, customer.id,
+                           str(customer.link_version), NOW)  # fmt: skip
+    page = client.get(f"{URL_PREFIX}/m/{token}").text
+    assert "2026年11月20日" in page and "2026年11月17日" not in page
