@@ -339,6 +339,8 @@ def test_unsubscribed_customer_gets_no_prompt(app):
 
 def test_a_new_time_zone_re_times_the_prompts_not_yet_sent(app, client, auth):
     _plans(app, {"product": "p-1"})
+    # The plan's purchase, as synced (the time zone change re-dates the customer's orders).
+    assert client.put("/api/v1/orders/o-1", json=order_body(), headers=auth).status_code == 201
     schedule(app, NOW - timedelta(hours=2))
     [before] = prompt_rows(app)
     assert before.due_at == NOW  # 10:00 in Tokyo
