@@ -244,6 +244,7 @@ def batch_orders(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/customers/<external_id>/orders")
+@reads
 @blp.arguments(schemas.PageArgsSchema, location="query", as_kwargs=True)
 @blp.response(
     200,

@@ -65,3 +65,11 @@ def test_the_document_states_the_shared_errors_and_the_idempotency_key(client):
     ack = paths["/api/v1/reorders/{reorder_id}/ack"]["post"]
     assert "401" in ack["responses"] and "Idempotency-Key" in [p["name"] for p in ack["parameters"]]
     assert "``" not in batch["description"]
+
+
+def test_every_read_of_a_record_documents_401_and_404(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    reads = {path: ops["get"] for path, ops in paths.items() if "get" in ops and "{" in path}
+    assert "/api/v1/customers/{external_id}/orders" in reads
+    for path, read in reads.items():
+        assert {"401", "404"} <= set(read["responses"]), path
