@@ -16,7 +16,7 @@ from app.config import current_settings
 from app.db import get_session, utcnow
 from app.models import ActorType, ApiClient, IdempotencyRecord
 from app.services.api_keys import InvalidApiKey, authenticate
-from app.services.idempotency import find_record
+from app.services.idempotency import claim_key, find_record
 from app.services.types import Actor
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -71,7 +71,9 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     The same key with a different method, path or body (as JSON data: spacing and key order do
     not count) is refused with 422: that is a client bug, and silently replaying would hide it.
     The record is written in the request's transaction, so it exists exactly when the first
-    request's changes do.
+    request's changes do. It is claimed before the view runs (``claim_key``): retries sent at
+    the same moment wait for the first and replay its response. Should that response be gone
+    by then, the retry gets a 409, to be sent again.
     """
 
     @wraps(view)
@@ -89,41 +91,50 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         assert client.id is not None
         digest, raw_digest = _body_digests()
         keep = timedelta(hours=current_settings().idempotency_hours)
-        found = find_record(session, client.id, key, utcnow(), keep)
+        now = utcnow()
+        found = find_record(session, client.id, key, now, keep)
+        claimed = None
+        if found is None:
+            claimed = claim_key(session, client.id, key, request.method, request.path, digest, now)
+            if claimed is None:
+                # A retry sent at the same moment answered first: replay its answer.
+                found = find_record(session, client.id, key, utcnow(), keep)
+                if found is None:  # answered and already expired, or purged: too odd to guess
+                    abort(
+                        409,
+                        message="a request with this Idempotency-Key was answered at the "
+                        "same moment; send it again",
+                    )
         if found is not None:
-            if (found.method, found.path) != (request.method, request.path) or (
-                found.request_sha256 not in (digest, raw_digest)
-            ):
-                abort(
-                    422,
-                    errors={
-                        "headers": {
-                            "Idempotency-Key": [
-                                "was already used with a different request; use a new key"
-                            ]
-                        }
-                    },
-                )
-            return Response(
-                found.response_body,
-                status=found.response_status,
-                mimetype="application/json",
-                headers={"Idempotent-Replayed": "true"},
-            )
+            return _replay(found, digest, raw_digest)
+        assert claimed is not None
         response = view(*args, **kwargs)
         if isinstance(response, Response) and response.status_code < 500:
-            session.add(
-                IdempotencyRecord(
-                    api_client_id=client.id,
-                    key=key,
-                    method=request.method,
-                    path=request.path,
-                    request_sha256=digest,
-                    response_status=response.status_code,
-                    response_body=response.get_data(as_text=True),
-                    created_at=utcnow(),
-                )
-            )
+            claimed.response_status = response.status_code
+            claimed.response_body = response.get_data(as_text=True)
+        else:
+            session.delete(claimed)
         return response
 
     return wrapper
+
+
+def _replay(found: IdempotencyRecord, digest: str, raw_digest: str) -> Response:
+    """The stored response, if ``found`` was recorded for this very request; else a 422."""
+    if (found.method, found.path) != (request.method, request.path) or (
+        found.request_sha256 not in (digest, raw_digest)
+    ):
+        abort(
+            422,
+            errors={
+                "headers": {
+                    "Idempotency-Key": ["was already used with a different request; use a new key"]
+                }
+            },
+        )
+    return Response(
+        found.response_body,
+        status=found.response_status,
+        mimetype="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )

@@ -93,7 +93,8 @@ IDEMPOTENCY_KEY = {
     "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     "description": "a retry with the same key and body replays the first response "
-    "(header Idempotent-Replayed: true); the same key with another body is a 422",
+    "(header Idempotent-Replayed: true), also when sent while the first is being answered; "
+    "the same key with another body is a 422",
 }
 reads = blp.doc(responses=UNAUTHORIZED | {"404": {"description": "no such record"}})
 writes = blp.doc(responses=_WRITE_ERRORS)

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -36,10 +37,52 @@ def find_record(
         )
     ).one_or_none()
     if found is not None and found.created_at <= now - keep:
-        session.delete(found)
-        session.flush()
+        # A statement, not ``session.delete``: a concurrent retry may delete the same record
+        # first, and the ORM would call its delete of no row an error.
+        session.execute(delete(IdempotencyRecord).where(col(IdempotencyRecord.id) == found.id))
+        session.expunge(found)
         return None
     return found
+
+
+def claim_key(
+    session: Session,
+    api_client_id: int,
+    key: str,
+    method: str,
+    path: str,
+    request_sha256: str,
+    now: datetime,
+) -> IdempotencyRecord | None:
+    """Record, before the request does anything, that it is the one answering ``key``;
+    returns the record, whose response the caller fills in. None when another request
+    recorded the key first: look its record up again with ``find_record``.
+
+    Retries sent at the same moment all find no record. The unique key makes the others wait
+    here (on PostgreSQL) until the first commits, and then fail, instead of each applying the
+    request and failing only at commit; if the first rolls back, the next one goes ahead.
+    """
+    claimed = IdempotencyRecord(
+        api_client_id=api_client_id,
+        key=key,
+        method=method,
+        path=path,
+        request_sha256=request_sha256,
+        response_status=0,  # filled in before commit; the record is not seen before then
+        response_body="",
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(claimed)
+    except IntegrityError:
+        logger.info(
+            "idempotency key %r of client %s was claimed by a concurrent request",
+            key,
+            api_client_id,
+        )
+        return None
+    return claimed
 
 
 def purge_expired(session: Session, now: datetime, keep: timedelta) -> int:

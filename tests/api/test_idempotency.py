@@ -1,14 +1,17 @@
 import json
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from app.api import auth as api_auth
 from app.db import get_session
-from app.models import IdempotencyRecord
+from app.models import AuditLog, IdempotencyRecord
 from app.scheduler import jobs
 from app.services import idempotency
 from tests.factories import order_body
+from tests.racing import at_once, meeting_before
 
 
 def _batch(*exts):
@@ -103,3 +106,43 @@ def test_the_sweep_deletes_records_past_the_retention_in_chunks(app, client, aut
     replay = client.post("/api/v1/orders/batch", json=_batch("o-new"),
                          headers=auth | {"Idempotency-Key": "new"})  # fmt: skip
     assert replay.headers["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.slow
+def test_retries_sent_at_the_same_moment_replay_the_first_answer(app, auth, db_backend):
+    """Four retries of one batch, all looking for their key before any has stored it: one
+    applies the batch, the others wait for it and replay its answer (no 500, nothing twice)."""
+    if db_backend != "postgres":
+        pytest.skip("SQLite runs one writer at a time: retries cannot overlap")
+    headers = auth | {"Idempotency-Key": "k-1"}
+    body = _batch("o-1", "o-2")
+
+    def post():
+        return app.test_client().post("/api/v1/orders/batch", json=body, headers=headers)
+
+    with meeting_before(app, r"INSERT INTO idempotency_record\b", parties=4):
+        responses = at_once({f"retry-{n}": post for n in range(4)}).values()
+    assert sorted(r.status_code for r in responses) == [200] * 4
+    replayed = [r.headers.get("Idempotent-Replayed") for r in responses]
+    assert sorted(replayed, key=str) == [None, "true", "true", "true"]
+    [first] = [r for r in responses if "Idempotent-Replayed" not in r.headers]
+    assert all(r.json == first.json for r in responses)
+    assert [r["result"] for r in first.json["results"]] == ["created", "created"]
+    with app.app_context():
+        audited = get_session().scalars(
+            select(AuditLog).where(col(AuditLog.entity_type) == "order")
+        )
+        assert len(audited.all()) == 1  # the batch's one creation entry
+
+
+def test_a_key_answered_at_the_same_moment_but_gone_since_is_a_409_to_send_again(
+    client, auth, monkeypatch
+):
+    """The concurrent request that claimed the key stored no answer this one can find (it was
+    purged in between): nothing is applied, and the client is told to send the request again."""
+    monkeypatch.setattr(api_auth, "claim_key", lambda *args: None)
+    headers = auth | {"Idempotency-Key": "k-1"}
+    response = client.post("/api/v1/orders/batch", json=_batch("o-1"), headers=headers)
+    assert response.status_code == 409
+    assert "send it again" in response.json["message"]
+    assert client.get("/api/v1/orders/o-1", headers=auth).status_code == 404
