@@ -66,18 +66,18 @@ def upsert_customer(
         "timezone": data.timezone or default_timezone,
         "is_placeholder": False,
     }
-    customer = session.scalars(
-        select(Customer).where(col(Customer.external_id) == data.external_id)
-    ).one_or_none()
-    old_timezone = customer.timezone if customer is not None else None
-    old_email = customer.email if customer is not None and not customer.is_placeholder else None
-    result, customer = _apply(
-        session, Customer, "customer", customer, data.external_id, values, actor, now
+    customer, created = _find_or_create(
+        session, Customer, "customer", data.external_id, values, actor, now
     )
+    if created:
+        return UpsertResult.CREATED, customer
+    old_timezone = customer.timezone
+    old_email = None if customer.is_placeholder else customer.email
+    result = _update(session, "customer", customer, values, actor, now)
     if old_email is not None and old_email != customer.email:
         # Links mailed to the old address must not keep working for whoever reads it now.
         revoke_links(session, customer, actor.type, actor.name, now)
-    if old_timezone is not None and old_timezone != customer.timezone:
+    if old_timezone != customer.timezone:
         _redate_orders(session, customer, now)
     return result, customer
 
@@ -114,41 +114,61 @@ def upsert_product(
         "pack_size": data.pack_size,
         "is_placeholder": False,
     }
-    product = session.scalars(
-        select(Product).where(col(Product.external_id) == data.external_id)
-    ).one_or_none()
-    return _apply(session, Product, "product", product, data.external_id, values, actor, now)
+    product, created = _find_or_create(
+        session, Product, "product", data.external_id, values, actor, now
+    )
+    if created:
+        return UpsertResult.CREATED, product
+    return _update(session, "product", product, values, actor, now), product
 
 
-def _apply(
+def _find_or_create(
     session: Session,
     model: type[T],
     entity: str,
-    row: T | None,
     external_id: str,
     values: dict[str, Any],
     actor: Actor,
     now: datetime,
-) -> tuple[UpsertResult, T]:
-    if row is None:
-        row = model(external_id=external_id, created_at=now, updated_at=now, **values)
-        session.add(row)
-        session.flush()
-        record(
-            session,
-            now,
-            actor.type,
-            actor.name,
-            "create",
-            entity,
-            external_id,
-            None,
-            _jsonable(values),
-        )
-        return UpsertResult.CREATED, row
+) -> tuple[T, bool]:
+    """The stored row of ``external_id`` and False, or a new row of ``values`` and True.
+
+    Requests creating the same record at the same moment (retries, or an order making it a
+    placeholder) all find none; the unique external id makes every insert after the first
+    wait for the first to commit (on PostgreSQL) and then fail. Such a request takes the
+    row the first one stored, as if it had come a moment later.
+    """
+    row = _find(session, model, external_id)
+    if row is not None:
+        return row, False
+    row = model(external_id=external_id, created_at=now, updated_at=now, **values)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        stored = _find(session, model, external_id)
+        if stored is None:
+            raise  # not the race: some other constraint refused the row
+        logger.info("%s %s was created by a concurrent request", entity, external_id)
+        return stored, False
+    record(
+        session, now, actor.type, actor.name, "create", entity, external_id, None,
+        _jsonable(values),
+    )  # fmt: skip
+    return row, True
+
+
+def _find(session: Session, model: type[T], external_id: str) -> T | None:
+    return session.scalars(select(model).where(col(model.external_id) == external_id)).one_or_none()
+
+
+def _update(
+    session: Session, entity: str, row: T, values: dict[str, Any], actor: Actor, now: datetime
+) -> UpsertResult:
+    """Set ``values`` on a stored ``row``; UNCHANGED (and nothing written) when it has them."""
     before = {k: getattr(row, k) for k in values}
     if before == values:
-        return UpsertResult.UNCHANGED, row
+        return UpsertResult.UNCHANGED
     for key, value in values.items():
         setattr(row, key, value)
     row.updated_at = now
@@ -156,10 +176,10 @@ def _apply(
     session.flush()
     changed = {k for k in values if before[k] != values[k]}
     record(
-        session, now, actor.type, actor.name, "update", entity, external_id,
+        session, now, actor.type, actor.name, "update", entity, row.external_id,
         _jsonable({k: before[k] for k in changed}), _jsonable({k: values[k] for k in changed}),
     )  # fmt: skip
-    return UpsertResult.UPDATED, row
+    return UpsertResult.UPDATED
 
 
 def sync_orders(

@@ -1,16 +1,20 @@
-"""Two syncs of the same customer at the same moment both count (no lost plan update)."""
+"""Syncs at the same moment: none fails, and none is lost or applied twice."""
 
 import contextlib
 import threading
+import time
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
 from app import create_app
 from app.db import get_engine, get_session
-from app.models import Plan
+from app.models import AuditLog, Customer, Order, Plan, Product
 from app.services import plans
 from tests.conftest import app_environ
-from tests.factories import order_body
+from tests.factories import customer_body, order_body, product_body
+from tests.racing import at_once, meeting_before
 
 
 def _order(day: str) -> dict[str, object]:
@@ -66,3 +70,68 @@ def test_concurrent_orders_of_one_customer_are_all_counted(
         assert plan.n_purchases == 3
         assert plan.total_quantity == 6
         assert str(plan.last_ordered_on) == "2026-01-20"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "body", "model"),
+    [("customers", customer_body(), Customer), ("products", product_body(), Product)],
+)
+def test_the_same_new_record_put_at_the_same_moment_is_created_once(
+    app, auth, db_backend, kind, body, model
+):
+    """Eight PUTs of one new record, all looking for it before any has stored it: one creates
+    it (201), the others wait for it and find it unchanged (200), none fails."""
+    if db_backend != "postgres":
+        pytest.skip("SQLite runs one writer at a time: the PUTs cannot overlap")
+
+    def put():
+        return app.test_client().put(f"/api/v1/{kind}/x-new", json=body, headers=auth)
+
+    with meeting_before(app, rf"INSERT INTO {model.__tablename__} \(", parties=8):
+        responses = at_once({f"put-{n}": put for n in range(8)}).values()
+    answers = sorted((r.status_code, r.json["result"]) for r in responses)
+    assert answers == [(200, "unchanged")] * 7 + [(201, "created")]
+    with app.app_context():
+        session = get_session()
+        assert len(session.scalars(select(model)).all()) == 1
+        created = select(AuditLog).where(
+            col(AuditLog.action) == "create", col(AuditLog.entity_id) == "x-new"
+        )
+        assert len(session.scalars(created).all()) == 1
+
+
+@pytest.mark.slow
+def test_a_customer_put_while_an_order_makes_it_a_placeholder_fills_the_placeholder_in(
+    app, auth, db_backend
+):
+    """The order creates the customer as a placeholder first; the PUT, which found no
+    customer either, then updates that placeholder instead of failing on the duplicate."""
+    if db_backend != "postgres":
+        pytest.skip("SQLite runs one writer at a time: the requests cannot overlap")
+
+    def order_first():
+        if threading.current_thread().name == "customer":
+            time.sleep(0.5)
+
+    calls = {
+        "customer": lambda: app.test_client().put(
+            "/api/v1/customers/c-1", json=customer_body(), headers=auth
+        ),
+        "order": lambda: app.test_client().put(
+            "/api/v1/orders/o-1", json=order_body(), headers=auth
+        ),
+    }
+    with meeting_before(app, r"INSERT INTO customer \(", parties=2, then=order_first):
+        responses = at_once(calls)
+    assert responses["order"].status_code == 201
+    assert (responses["customer"].status_code, responses["customer"].json["result"]) == (
+        200,
+        "updated",
+    )
+    with app.app_context():
+        session = get_session()
+        [customer] = session.scalars(select(Customer)).all()
+        assert (customer.is_placeholder, customer.name) == (False, "山田花子")
+        [order] = session.scalars(select(Order)).all()
+        assert order.customer_id == customer.id
