@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, UniqueConstraint, text
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -217,12 +217,14 @@ class Plan(SQLModel, table=True):
     status: PlanStatus = Field(default=PlanStatus.ACTIVE, sa_type=_enum(PlanStatus, "plan_status"))
     # The customer's or ops' fixed interval, overriding the estimate when set.
     preferred_interval_days: int | None = None
-    # Consumption history summary: distinct purchase days and units of placed orders.
+    # Consumption history summary: distinct purchase days and units of placed orders. The
+    # units are BIGINT: an order may carry ~5 x 10^8 (``app.api.schemas``), a few orders more
+    # than an INTEGER holds, and so can one day's.
     n_purchases: int = 0
-    total_quantity: int = 0
+    total_quantity: int = Field(default=0, sa_type=BigInteger)
     first_ordered_on: date | None = None
     last_ordered_on: date | None = None
-    last_quantity: int | None = None
+    last_quantity: int | None = Field(default=None, sa_type=BigInteger)
     # The current forecast (filled by the forecaster).
     rate_per_day: float | None = None
     median_on: date | None = None

@@ -23,6 +23,9 @@ from app.services.types import CustomerIn, LineIn, OrderIn, ProductIn
 MAX_BATCH_ORDERS = 1000
 MAX_LINES_PER_ORDER = 500
 MAX_QUANTITY = 1_000_000
+# An order's lines of one product are stored as one line of their summed units, in an INTEGER
+# column; sums over orders (plan totals) are BIGINT.
+assert MAX_LINES_PER_ORDER * MAX_QUANTITY <= MAX_ID
 # Dates outside this window are typos, and far-off years overflow when shifted to UTC.
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)

@@ -1,5 +1,6 @@
 import json
 
+from app.api.schemas import MAX_LINES_PER_ORDER, MAX_QUANTITY
 from tests.factories import order_body
 
 
@@ -100,3 +101,23 @@ def test_an_item_with_text_that_is_not_valid_unicode_fails_alone(client, auth):
     assert [r["result"] for r in results] == ["error", "created"]
     assert "customer_external_id" in results[0]["errors"]
     assert client.get("/api/v1/orders/o-good", headers=auth).status_code == 200
+
+
+def test_a_customer_past_two_billion_units_does_not_fail_the_others_in_the_batch(client, auth):
+    most = [{"product_external_id": "p-1", "quantity": MAX_QUANTITY}] * MAX_LINES_PER_ORDER
+    big = [
+        _item(f"big-{n}", customer_external_id="c-big", lines=most,
+              ordered_at=f"2026-09-0{n + 1}T10:00:00+09:00",
+              updated_at=f"2026-09-0{n + 1}T10:00:00+09:00")
+        for n in range(5)
+    ]  # fmt: skip
+    body = {"orders": [*big, _item("o-small", customer_external_id="c-small")]}
+    response = client.post("/api/v1/orders/batch", json=body, headers=auth)
+    assert response.status_code == 200, response.json
+    assert {r["result"] for r in response.json["results"]} == {"created"}
+    assert client.get("/api/v1/orders/o-small", headers=auth).status_code == 200
+    again = {"orders": [_item("big-5", customer_external_id="c-big", lines=most,
+                              ordered_at="2026-09-09T10:00:00+09:00",
+                              updated_at="2026-09-09T10:00:00+09:00")]}  # fmt: skip
+    later = client.post("/api/v1/orders/batch", json=again, headers=auth)
+    assert later.json["results"][0]["result"] == "created"
