@@ -54,8 +54,12 @@ def prompt_clause(v: Explanation, prompt_on: date | None, last_on: date, today: 
         # may wait for the customer's send hour or a rest.
         passed = date.fromordinal(natural)
         return f"; that day ({_day_month(passed)}) had passed on {_day_month(today)}, so asking at the first chance"  # noqa: E501
-    bound = "minimum" if prompt_on.toordinal() > natural else "maximum"
-    return f"; asking on {_day_month(prompt_on)}, the product's {bound} of {since} days after the last order"  # noqa: E501
+    if prompt_on.toordinal() > natural:
+        return f"; asking on {_day_month(prompt_on)}, the product's minimum of {since} days after the last order"  # noqa: E501
+    if prompt_on == today:
+        # The maximum's day may have passed (the prompt is at the first chance since).
+        return f"; asking on {_day_month(prompt_on)}, {since} days after the last order: the product's maximum interval has been reached"  # noqa: E501
+    return f"; asking on {_day_month(prompt_on)}, the product's maximum of {since} days after the last order"  # noqa: E501
 
 
 def _day_month(d: date) -> str:

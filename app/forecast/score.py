@@ -373,7 +373,11 @@ def score_batch(
     # Gate: a prompt is only worth sending when a purchase in the days after it is likely enough.
     threshold = np.where(np.isnan(sa.min_prompt), params.prompt_threshold, sa.min_prompt)[prod]
     p_useful = purchase_probability(prep, p_active, prompt, PROMPT_WINDOW_DAYS)
-    prompt = np.where((prompt != NO_PROMPT) & (p_useful >= threshold), prompt, NO_PROMPT)
+    # Unless the product's maximum interval brought the prompt forward: ops want the customer
+    # asked by then, likely or not (a customer who looks stopped is still not asked).
+    capped = has & (qr - sa.lead_time[prod] > prep.last_day + sa.max_interval[prod])
+    useful = (p_useful >= threshold) | capped
+    prompt = np.where((prompt != NO_PROMPT) & useful, prompt, NO_PROMPT)
     method = np.where(
         prep.n_purchases >= 2, METHOD_MODEL, np.where(has, METHOD_POPULATION, METHOD_NONE)
     ).astype(np.int8)

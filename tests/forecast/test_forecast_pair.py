@@ -286,6 +286,28 @@ def test_explanation_says_when_the_minimum_interval_holds_the_prompt_back() -> N
     assert prompt_clause(values, None, last, today) == ""
 
 
+def test_explanation_says_when_the_maximum_interval_brings_the_prompt_forward() -> None:
+    from datetime import date
+
+    from app.forecast.prompt import prompt_clause
+    from app.forecast.types import Explanation
+
+    values = Explanation(
+        n_purchases=4, units_per_purchase=1, interval_days=30, runout_quantile=0.1,
+        runout_on=date(2026, 12, 31), lead_time_days=3, method="model",
+    )  # fmt: skip
+    last = date(2026, 12, 1)
+    assert prompt_clause(values, date(2026, 12, 15), last, date(2026, 12, 3)) == (
+        "; asking on 15 Dec, the product's maximum of 14 days after the last order"
+    )
+    # Its day has passed (no prompt was worth it before the maximum applied): not "a maximum
+    # of 23 days", which the product does not have.
+    assert prompt_clause(values, date(2026, 12, 24), last, date(2026, 12, 24)) == (
+        "; asking on 24 Dec, 23 days after the last order: the product's maximum interval has"
+        " been reached"
+    )
+
+
 def _purchases(product_days: list[tuple[int, list[int]]]) -> tuple[Purchases, NDArray[np.int64]]:
     """One pair per (product code, purchase days)."""
     pair_product = np.array([p for p, _ in product_days], dtype=np.int64)

@@ -177,3 +177,19 @@ def test_a_pair_whose_orders_are_all_cancelled_loses_its_forecast_and_waiting_pr
             0, None, None, None,
         )  # fmt: skip
         assert (waiting.status, waiting.cancel_reason) == (PromptStatus.CANCELLED, "no purchases")
+
+
+def test_a_products_maximum_interval_brings_a_slow_buyers_prompt_forward(shop):
+    last_at = NOW - timedelta(days=3)
+    with shop.app_context():
+        session = get_session()
+        _monthly_buyer(session, "slow", TOKYO, last_at)
+        plan = _plan(session, "slow")
+        rice = session.get_one(Product, plan.product_id)
+        change = replace(SettingsChange.of(rice), min_interval_days=7, max_interval_days=14)
+        product_settings.save(session, rice, change, "ops@shop.jp", NOW, TOKYO)
+        session.commit()
+        session.refresh(plan)
+        # Buys every 30 days, so a prompt after 14 looks early; the maximum says to ask anyway.
+        assert plan.prompt_on == plan.last_ordered_on + timedelta(days=14)
+        assert "the product's maximum of 14 days after the last order" in plan.explanation
