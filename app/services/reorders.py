@@ -107,21 +107,23 @@ def reference_problems(
     The reorder must exist and have been handed off (the backend never sees one still in its
     undo window), be for the order's customer, and be for a product among the order's lines.
     A cancelled or already fulfilled reorder is no problem: the order is a purchase all the
-    same (the backend shipped it anyway, or split it), and the reorder stays as it is.
+    same (the backend shipped it anyway, or split it), and the reorder stays as it is. The
+    order that fulfilled it may change its lines (a substitution), keeping the reference.
     """
     wanted = sorted({o.reorder_id for o in orders if o.reorder_id is not None})
     if not wanted:
         return {}
-    known: dict[int, tuple[datetime, str, str]] = {}
+    known: dict[int, tuple[datetime, str, str, str | None]] = {}
     for start in range(0, len(wanted), CHUNK):
         rows = session.execute(
             select(pk(Reorder), col(Reorder.handoff_at), col(Customer.external_id),
-                   col(Product.external_id))
+                   col(Product.external_id), col(Order.external_id))
             .join(Customer, col(Customer.id) == col(Reorder.customer_id))
             .join(Product, col(Product.id) == col(Reorder.product_id))
+            .outerjoin(Order, pk(Order) == col(Reorder.fulfilled_order_id))
             .where(pk(Reorder).in_(wanted[start : start + CHUNK]))
         )  # fmt: skip
-        known.update({r[0]: (r[1], r[2], r[3]) for r in rows})
+        known.update({r[0]: (r[1], r[2], r[3], r[4]) for r in rows})
     problems: dict[int, str] = {}
     for index, order in enumerate(orders):
         if order.reorder_id is None:
@@ -134,7 +136,9 @@ def reference_problems(
                 f"reorder {order.reorder_id} is for customer {found[1]!r}, "
                 f"not {order.customer_external_id!r}"
             )
-        elif found[2] not in {line.product_external_id for line in order.lines}:
+        elif found[3] != order.external_id and found[2] not in {
+            line.product_external_id for line in order.lines
+        }:
             problems[index] = (
                 f"reorder {order.reorder_id} is for product {found[2]!r}, which is not among "
                 "this order's lines"
@@ -163,6 +167,25 @@ def fulfil(session: Session, fulfilled_by: dict[int, str], now: datetime) -> int
         done += result.rowcount  # type: ignore[attr-defined]
     if done:
         logger.info("%d reorders fulfilled by synced orders", done)
+    return done
+
+
+def unfulfil(session: Session, cancelled_by: dict[int, str], now: datetime) -> int:
+    """Reorders whose fulfilling order the backend cancelled (reorder id -> the order's
+    external id): nothing is coming, so the reorder is cancelled, as the customer's page and
+    the feed then say. (A returned order was delivered: its reorder stays fulfilled.)"""
+    done = 0
+    for reorder_id, order_ext in sorted(cancelled_by.items()):
+        order_id = session.scalar(select(pk(Order)).where(col(Order.external_id) == order_ext))
+        result = session.execute(
+            update(Reorder)
+            .where(pk(Reorder) == reorder_id, col(Reorder.status) == ReorderStatus.FULFILLED,
+                   col(Reorder.fulfilled_order_id) == order_id)
+            .values(status=ReorderStatus.CANCELLED, cancelled_at=now, updated_at=now)
+        )  # fmt: skip
+        done += result.rowcount  # type: ignore[attr-defined]
+    if done:
+        logger.info("%d reorders cancelled with the orders that fulfilled them", done)
     return done
 
 

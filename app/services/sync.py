@@ -309,6 +309,13 @@ def _follow_up(session: Session, written: dict[str, Snapshot], now: datetime) ->
     }
     if fulfilled:
         reorders.fulfil(session, fulfilled, now)
+    cancelled = {
+        snap[4]: ext
+        for ext, snap in written.items()
+        if snap[4] is not None and snap[1] is OrderStatus.CANCELLED
+    }
+    if cancelled:
+        reorders.unfulfil(session, cancelled, now)
 
 
 def _creation_audit(

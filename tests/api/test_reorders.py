@@ -118,6 +118,28 @@ def test_the_order_that_fulfils_a_reorder_closes_it_and_feeds_the_plan(
     assert again.json["result"] == "unchanged"
 
 
+def test_the_shop_cancelling_the_order_that_fulfilled_a_reorder_cancels_the_reorder(
+    client, auth, app, confirmed, api_now
+):
+    [item] = _feed(client, auth)
+    body = order_body(ordered_at="2026-11-20T12:00:00+09:00",
+                      updated_at="2026-11-20T12:00:00+09:00", reorder_id=item["id"],
+                      lines=[{"product_external_id": "p-1", "quantity": 2}])  # fmt: skip
+    assert client.put("/api/v1/orders/o-re-1", json=body, headers=auth).status_code == 201
+    # Out of stock: the shop sends another product instead, then cancels the order altogether.
+    substituted = body | {"updated_at": "2026-11-20T13:00:00+09:00",
+                          "lines": [{"product_external_id": "p-2", "quantity": 2}]}  # fmt: skip
+    response = client.put("/api/v1/orders/o-re-1", json=substituted, headers=auth)
+    assert response.status_code == 200, response.json
+    assert _reorder(app).status is ReorderStatus.FULFILLED
+    cancelled = substituted | {"status": "cancelled", "updated_at": "2026-11-21T09:00:00+09:00"}
+    assert client.put("/api/v1/orders/o-re-1", json=cancelled, headers=auth).status_code == 200
+    reorder = _reorder(app)
+    assert reorder.status is ReorderStatus.CANCELLED and reorder.cancelled_at is not None
+    assert [r["id"] for r in _feed(client, auth, status="cancelled")] == [item["id"]]
+    assert _feed(client, auth, status="fulfilled") == []
+
+
 def test_ops_cancel_shows_in_the_feed_and_ack_then_conflicts(
     client, auth, app, runner, confirmed, api_now
 ):
