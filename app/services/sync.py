@@ -300,22 +300,18 @@ def _sync_orders_once(
 
 
 def _follow_up(session: Session, written: dict[str, Snapshot], now: datetime) -> None:
-    """What new purchases end: prompts they make moot, and the reorders they fulfil."""
+    """What synced orders end: prompts they make moot, the reorders they fulfil, and those
+    whose order was cancelled."""
     cancel_superseded(session, {snap[0] for snap in written.values()}, now)
-    fulfilled = {
-        snap[4]: ext
-        for ext, snap in written.items()
-        if snap[4] is not None and snap[1] is OrderStatus.PLACED
-    }
-    if fulfilled:
-        reorders.fulfil(session, fulfilled, now)
-    cancelled = {
-        snap[4]: ext
-        for ext, snap in written.items()
-        if snap[4] is not None and snap[1] is OrderStatus.CANCELLED
-    }
-    if cancelled:
-        reorders.unfulfil(session, cancelled, now)
+    # The reorders they name (reorder id -> order), by the order's status.
+    named: dict[OrderStatus, dict[int, str]] = defaultdict(dict)
+    for ext, snap in written.items():
+        if snap[4] is not None:
+            named[snap[1]][snap[4]] = ext
+    if named[OrderStatus.PLACED]:
+        reorders.fulfil(session, named[OrderStatus.PLACED], now)
+    if named[OrderStatus.CANCELLED]:
+        reorders.unfulfil(session, named[OrderStatus.CANCELLED], now)
 
 
 def _creation_audit(
