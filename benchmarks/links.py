@@ -259,11 +259,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=6000, help="per measured page")
     parser.add_argument("--clients", type=int, default=32)
-    # Sync workers, on this 2-core machine: on SQLite 3 served the pages ~8 % faster than 4
-    # (closed POST 581 and 604 req/s against 545 and 535, alternated), the work being CPU and
-    # one writer; on PostgreSQL a worker also waits for the server's round trips, and 4 did
-    # better (closed POST 497 against 451 req/s, one run each).
-    parser.add_argument("--workers", type=int, help="gunicorn sync workers (3; 4 on PostgreSQL)")
+    # Sync workers, on this 2-core machine: on SQLite, 2 (one per core) serve the answer POST
+    # paced at 500 req/s with a p99 of 33-35 ms (100 ms in one run of three), where 3 fell
+    # behind (458 req/s, p99 ~550 ms) and 4 more so (432), in runs alternated the same hour:
+    # a third worker only adds switching, the work being CPU and one writer. (An earlier
+    # measurement, with the heavier asyncio client, had favoured 3.) On PostgreSQL a worker also
+    # waits for the server's round trips, and 4 did better (closed POST 497 against 451 req/s).
+    parser.add_argument("--workers", type=int, help="gunicorn sync workers (2; 4 on PostgreSQL)")
     parser.add_argument("--rate", type=float, default=500.0, help="req/s of the paced runs")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument(
@@ -273,7 +275,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.workers is None:
-        args.workers = 4 if args.postgres else 3
+        args.workers = 4 if args.postgres else 2
     n = args.requests
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         url = args.database_url or f"sqlite:///{os.path.join(tmp, 'bench.sqlite')}"
