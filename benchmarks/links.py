@@ -259,12 +259,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=6000, help="per measured page")
     parser.add_argument("--clients", type=int, default=32)
-    # Sync workers, on this 2-core machine: on SQLite, 2 (one per core) serve the answer POST
-    # paced at 500 req/s with a p99 of 33-35 ms (100 ms in one run of three), where 3 fell
-    # behind (458 req/s, p99 ~550 ms) and 4 more so (432), in runs alternated the same hour:
-    # a third worker only adds switching, the work being CPU and one writer. (An earlier
-    # measurement, with the heavier asyncio client, had favoured 3.) On PostgreSQL a worker also
-    # waits for the server's round trips, and 4 did better (closed POST 497 against 451 req/s).
+    # Sync workers, on this 2-core machine: on SQLite, 2 (one per core) served the answer POST
+    # paced at 500 req/s with a p99 <= 50 ms in 5 of 7 runs of 3,000 requests (3 of 8 at the
+    # default 6,000), where 3 fell behind (458 req/s, p99 ~550 ms) and 4 more so (432), in the
+    # same hour: a third worker only adds switching, the work being CPU and one writer. (An
+    # earlier measurement, with the heavier asyncio client, had favoured 3.) On PostgreSQL a
+    # worker also waits for the server's round trips, and 4 did better (closed POST 497 against
+    # 451 req/s).
     parser.add_argument("--workers", type=int, help="gunicorn sync workers (2; 4 on PostgreSQL)")
     parser.add_argument("--rate", type=float, default=500.0, help="req/s of the paced runs")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
