@@ -53,7 +53,7 @@ from app.models import (
     PlanStatus,
     Product,
 )
-from app.services.plans import CHUNK, Pair, customer_zones, lock_customers
+from app.services.plans import CHUNK, Pair, lock_customers
 
 logger = logging.getLogger(__name__)
 
@@ -321,21 +321,13 @@ def _hand_changed_to_the_sweep(session: Session, plan_ids: list[int], now: datet
 
 
 def reestimate_on_their_days(
-    session: Session,
-    pairs: Iterable[Pair],
-    now: datetime,
-    default_timezone: str,
-    zones: Mapping[int, ZoneInfo] | None = None,
+    session: Session, pairs: Iterable[Pair], now: datetime, zones: Mapping[int, ZoneInfo]
 ) -> int:
-    """``reestimate`` each pair on its customer's own day (their time zone's date ``now``):
-    an order placed at 01:30 in Auckland is that customer's today, whatever day it is in
-    Tokyo. ``zones`` (customer id: zone) when the caller has them; else they are looked up.
-    Returns the number of plans written."""
-    wanted = set(pairs)
-    if zones is None:
-        zones = customer_zones(session, {c for c, _ in wanted}, default_timezone)
+    """``reestimate`` each pair on its customer's own day (the date ``now`` in ``zones``, by
+    customer id; ``plans.customer_zones``): an order placed at 01:30 in Auckland is that
+    customer's today, whatever day it is in Tokyo. Returns the number of plans written."""
     by_day: dict[date, set[Pair]] = {}
-    for pair in wanted:
+    for pair in set(pairs):
         by_day.setdefault(now.astimezone(zones[pair[0]]).date(), set()).add(pair)
     return sum(reestimate(session, group, day, now) for day, group in sorted(by_day.items()))
 
@@ -420,12 +412,10 @@ def rescore(
 ) -> int:
     """Re-score the plans of ``requests`` (from ``rescore_requests``), each on its customer's
     own day, and forget the requests (not ones renewed meanwhile); returns how many."""
-    by_zone: dict[str, set[Pair]] = {}
-    for r in requests:
-        by_zone.setdefault(r.timezone, set()).add((r.customer_id, r.product_id))
-    for zone, pairs in by_zone.items():
-        # The customer's own day: an answer given today must count (the origin is tomorrow).
-        reestimate(session, pairs, now.astimezone(ZoneInfo(zone)).date(), now)
+    # The customer's own day: an answer given today must count (the origin is tomorrow).
+    named: dict[str, ZoneInfo] = {}
+    zones = {r.customer_id: named.setdefault(r.timezone, ZoneInfo(r.timezone)) for r in requests}
+    reestimate_on_their_days(session, {(r.customer_id, r.product_id) for r in requests}, now, zones)
     if requests:
         served = [{"served_plan": r.plan_id, "seen": r.requested_at} for r in requests]
         session.execute(_SERVED, served)

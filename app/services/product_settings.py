@@ -25,7 +25,7 @@ from app.models import (
 )
 from app.services import forecasting
 from app.services.audit import record
-from app.services.plans import CHUNK
+from app.services.plans import CHUNK, customer_zones
 from app.services.prompts import cancel_open
 
 PREVIEW_DAYS = 30
@@ -176,4 +176,5 @@ def save(
         cancel_open(session, plan_ids[start : start + CHUNK], "product settings changed", now,
                     unsent_only=True)  # fmt: skip
     pairs = {(p.customer_id, p.product_id) for p in plans}
-    return forecasting.reestimate_on_their_days(session, pairs, now, default_timezone)
+    zones = customer_zones(session, {c for c, _ in pairs}, default_timezone)
+    return forecasting.reestimate_on_their_days(session, pairs, now, zones)

@@ -98,7 +98,7 @@ def _redate_orders(session: Session, customer: Customer, now: datetime) -> None:
     pairs = {(customer.id, p) for p in product_ids}
     refresh_plans(session, pairs, now)
     # The forecasts count days since purchases, now on other dates (and the customer's today).
-    reestimate_on_their_days(session, pairs, now, customer.timezone, {customer.id: zone})
+    reestimate_on_their_days(session, pairs, now, {customer.id: zone})
     # Prompts not yet sent were timed by the old zone's clock (10:00 there may be midnight
     # here): the scheduler times them again.
     cancel_customer_open(session, customer.id, "time zone changed", now, unsent_only=True)
@@ -293,7 +293,7 @@ def _sync_orders_once(
         # Only new orders: extend the plan summaries with their purchase days.
         add_purchases(session, _new_purchases(to_insert, local_days), now)
     _follow_up(session, to_insert | to_update, now)
-    reestimate_on_their_days(session, touched_pairs, now, default_timezone, zones)
+    reestimate_on_their_days(session, touched_pairs, now, zones)
     for result, count in Counter(o.result for o in outcomes).items():
         ORDERS_SYNCED.labels(result=result.value).inc(count)
     return outcomes
