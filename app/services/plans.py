@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, select, true, update
+from sqlalchemy import case, func, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -21,16 +21,7 @@ from app.db import (
     placeholder,
     table_of,
 )
-from app.models import (
-    Customer,
-    Order,
-    OrderLine,
-    OrderStatus,
-    Plan,
-    PlanStatus,
-    Prompt,
-    PromptStatus,
-)
+from app.models import Customer, Order, OrderLine, OrderStatus, Plan, PlanStatus
 
 CHUNK = 500
 
@@ -56,8 +47,9 @@ EMPTY_SUMMARY: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS) | {
 
 def refresh_plans(
     session: Session, pairs: Iterable[Pair], now: datetime, may_shrink: bool = True
-) -> None:
-    """Create the missing plans of ``pairs`` and bring their history summary up to date.
+) -> list[int]:
+    """Create the missing plans of ``pairs`` and bring their history summary up to date;
+    returns the ids of plans that lost their whole history (and with it their forecast).
 
     One ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` per chunk: the database aggregates the
     placed order lines itself, so a batch of a thousand orders costs a few statements. It may
@@ -68,7 +60,7 @@ def refresh_plans(
     """
     wanted = set(pairs)
     if not wanted:
-        return
+        return []
     by_customer: dict[int, set[int]] = {}
     for customer_id, product_id in wanted:
         by_customer.setdefault(customer_id, set()).add(product_id)
@@ -77,8 +69,7 @@ def refresh_plans(
         chunk = customers[start : start + CHUNK]
         products = sorted({p for c in chunk for p in by_customer[c]})
         session.execute(_upsert_summaries(session, chunk, products, now))
-    if may_shrink:
-        _empty_summaries(session, wanted, now)
+    return _empty_summaries(session, wanted, now) if may_shrink else []
 
 
 def add_purchases(session: Session, new_days: dict[Pair, dict[date, int]], now: datetime) -> None:
@@ -218,8 +209,9 @@ def _upsert_summaries(
     )
 
 
-def _empty_summaries(session: Session, pairs: set[Pair], now: datetime) -> None:
-    """Clear the summary of plans among ``pairs`` that no longer have a placed order.
+def _empty_summaries(session: Session, pairs: set[Pair], now: datetime) -> list[int]:
+    """Clear the summary and forecast of plans among ``pairs`` that no longer have a placed
+    order; returns their ids.
 
     The upsert just stamped every pair that still has one with ``updated_at = now``; a plan of
     ``pairs`` that kept an older stamp and still counts purchases has lost them all.
@@ -237,17 +229,10 @@ def _empty_summaries(session: Session, pairs: set[Pair], now: datetime) -> None:
                 stale.append(plan_id)
     if stale:
         # Its forecast and prompt day went with its purchases (all cancelled or returned): the
-        # plan is as before its first order, and a prompt not yet sent is withdrawn.
+        # plan is as before its first order.
         empty = EMPTY_SUMMARY | NO_FORECAST | {"updated_at": now}
         bulk_update_by_id(session, Plan, [{"id": plan_id, **empty} for plan_id in stale])
-        for start in range(0, len(stale), CHUNK):
-            session.execute(
-                update(Prompt)
-                .where(col(Prompt.plan_id).in_(stale[start : start + CHUNK]),
-                       col(Prompt.status) == PromptStatus.SCHEDULED)
-                .values(status=PromptStatus.CANCELLED, cancel_reason="no purchases",
-                        updated_at=now)
-            )  # fmt: skip
+    return stale
 
 
 def customer_zones(

@@ -25,7 +25,7 @@ from app.models import (
 )
 from app.services import forecasting
 from app.services.audit import record
-from app.services.plans import CHUNK, customer_zones
+from app.services.plans import customer_zones
 from app.services.prompts import cancel_open
 
 PREVIEW_DAYS = 30
@@ -171,10 +171,8 @@ def save(
             col(Plan.product_id) == product.id
         )
     ).all()
-    plan_ids = [p.id for p in plans]
-    for start in range(0, len(plan_ids), CHUNK):
-        cancel_open(session, plan_ids[start : start + CHUNK], "product settings changed", now,
-                    unsent_only=True)  # fmt: skip
+    cancel_open(session, [p.id for p in plans], "product settings changed", now,
+                unsent_only=True)  # fmt: skip
     pairs = {(p.customer_id, p.product_id) for p in plans}
     zones = customer_zones(session, {c for c, _ in pairs}, default_timezone)
     return forecasting.reestimate_on_their_days(session, pairs, now, zones)

@@ -186,9 +186,11 @@ def cancel_open(
     """Cancel the open prompts of ``plan_ids`` (paused, stopped); with ``unsent_only``, only
     those not yet sent (a re-timed plan: the email the customer has stays answerable, and no
     second one follows it)."""
-    if not plan_ids:
-        return 0
-    return _cancel(session, col(Prompt.plan_id).in_(plan_ids), reason, now, unsent_only)
+    return sum(
+        _cancel(session, col(Prompt.plan_id).in_(plan_ids[start : start + CHUNK]), reason, now,
+                unsent_only)
+        for start in range(0, len(plan_ids), CHUNK)
+    )  # fmt: skip
 
 
 def cancel_customer_open(

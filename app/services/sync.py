@@ -31,7 +31,7 @@ from app.services.audit import record, record_many
 from app.services.forecasting import reestimate_on_their_days
 from app.services.plans import add_purchases, customer_zones, lock_customers, refresh_plans
 from app.services.preferences import revoke_links
-from app.services.prompts import cancel_customer_open, cancel_superseded
+from app.services.prompts import cancel_customer_open, cancel_open, cancel_superseded
 from app.services.types import Actor, CustomerIn, OrderIn, ProductIn
 
 logger = logging.getLogger(__name__)
@@ -288,7 +288,9 @@ def _sync_orders_once(
     _write_orders(session, to_insert, to_update, versions, order_ids, local_days, now)
     record_many(session, audit_rows + _creation_audit(actor, now, to_insert))
     if to_update:
-        refresh_plans(session, touched_pairs, now)
+        emptied = refresh_plans(session, touched_pairs, now)
+        # Plans whose purchases were all cancelled have no prompt day: one not yet sent goes.
+        cancel_open(session, emptied, "no purchases", now, unsent_only=True)
     else:
         # Only new orders: extend the plan summaries with their purchase days.
         add_purchases(session, _new_purchases(to_insert, local_days), now)
