@@ -297,7 +297,7 @@ def _undo(session: Session, view: PromptView, now: datetime) -> PromptView:
     if not _WITHDRAW_REORDER.execute(session, {"reorder_id": reorder.id, "now": now}):
         return _as_it_is_now(session, view)
     # Still inside the undo window, so its webhook (due at hand-off) has not been claimed.
-    outbox.cancel_pending(session, f"msg_reorder.confirmed_{reorder.id}", now)
+    outbox.withdraw(session, f"msg_reorder.confirmed_{reorder.id}", now)
     session.expunge(reorder)
     reopened = {"status": PromptStatus.SENT, "answered_at": None, "answered_on": None,
                 "answered_quantity": None, "updated_at": now}  # fmt: skip

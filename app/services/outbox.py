@@ -241,20 +241,11 @@ def replay(session: Session, outbox_id: int, now: datetime, actor: str) -> Outbo
     return row
 
 
-def cancel_pending(session: Session, dedupe_key: str, now: datetime) -> bool:
-    """Withdraw a message not yet sent (e.g. an undone confirm's webhook)."""
-    result = session.execute(
-        update(Outbox)
-        .where(col(Outbox.dedupe_key) == dedupe_key, col(Outbox.status) == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.CANCELLED, updated_at=now)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 def withdraw(session: Session, dedupe_key: str, now: datetime) -> bool:
     """Withdraw a message that is not delivered: waiting, dead, or on its way (its sender's
-    claim is then lost, so a failed attempt is not retried). For a reorder cancelled by ops:
-    its confirm must not reach the backend after the cancel, by a retry or a replay."""
+    claim is then lost, so a failed attempt is not retried). An undone confirm's webhook (still
+    waiting for its hand-off), or the confirm of a reorder cancelled by ops, which must not
+    reach the backend after the cancel by a retry or a replay."""
     result = session.execute(
         update(Outbox)
         .where(col(Outbox.dedupe_key) == dedupe_key, col(Outbox.status).in_(WAITING_OR_DEAD))
