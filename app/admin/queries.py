@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, String, case, cast, func, select
+from sqlalchemy import Select, String, case, cast, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -30,6 +30,7 @@ from app.models import (
     Prompt,
     PromptStatus,
 )
+from app.services.prompts import can_be_prompted
 
 PAGE_SIZE = 50
 
@@ -97,12 +98,6 @@ def answer_rates(session: Session, now: datetime, days: int) -> AnswerRates:
     )
 
 
-def _promptable() -> ColumnElement[bool]:
-    """The customer of ``Plan`` can be emailed a prompt: as the scheduler asks (subscribed,
-    with an email address)."""
-    return col(Customer.unsubscribed_at).is_(None) & col(Customer.email).is_not(None)
-
-
 @dataclass(frozen=True)
 class ActivePlans:
     promptable: int
@@ -111,7 +106,7 @@ class ActivePlans:
 
 def active_plans(session: Session) -> ActivePlans:
     """Active plans, apart by whether their customer can be prompted at all."""
-    promptable = case((_promptable(), 1), else_=0)
+    promptable = case((can_be_prompted(), 1), else_=0)
     row = session.execute(
         select(func.count(), func.sum(promptable))
         .select_from(Plan)
@@ -145,7 +140,7 @@ def prompts_per_day(session: Session, today: date, days: int = 30) -> list[int]:
             col(Plan.status) == PlanStatus.ACTIVE,
             col(Plan.prompt_on) < end,
             ~asked,
-            _promptable(),
+            can_be_prompted(),
         )
         .group_by(day)
     ).all()

@@ -46,6 +46,13 @@ EXPIRED_PAUSE_DAYS = 7
 _OPEN = [s.value for s in OPEN_PROMPT_STATUSES]
 
 
+def can_be_prompted() -> ColumnElement[bool]:
+    """A customer the scheduler emails prompts (for a query joining ``customer``): subscribed,
+    with an email address."""
+    customer = table_of(Customer)
+    return customer.c.unsubscribed_at.is_(None) & customer.c.email.is_not(None)
+
+
 def schedule_prompts(session: Session, settings: Settings, now: datetime, limit: int = 2000) -> int:
     """Create a scheduled prompt for each active plan whose prompt day has (nearly) come.
 
@@ -78,8 +85,7 @@ def schedule_prompts(session: Session, settings: Settings, now: datetime, limit:
             plan.c.status == PlanStatus.ACTIVE.value,
             plan.c.prompt_on <= horizon,
             or_(plan.c.prompt_not_before.is_(None), plan.c.prompt_not_before <= horizon),
-            customer.c.unsubscribed_at.is_(None),
-            customer.c.email.is_not(None),
+            can_be_prompted(),
             ~has_open,
         )
         .order_by(plan.c.prompt_on)
