@@ -28,7 +28,7 @@ from sqlalchemy import (
     make_url,
 )
 from sqlalchemy.engine.interfaces import DBAPICursor, Dialect
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
@@ -288,6 +288,18 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def utcnow() -> datetime:
     """The current time, aware UTC. Only entry points call this; services take ``now``."""
     return datetime.now(UTC)
+
+
+def add_unless_taken(session: Session, row: Any) -> IntegrityError | None:
+    """Insert ``row`` in a savepoint; the error, with the session's transaction going on, when
+    a constraint refuses it: most often another request stored the same unique key first (on
+    PostgreSQL the insert waits for that request to commit, and fails only if it did)."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as refused:
+        return refused
+    return None
 
 
 def pk(model: Any) -> ColumnElement[int]:

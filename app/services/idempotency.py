@@ -12,10 +12,10 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from app.db import add_unless_taken
 from app.models import IdempotencyRecord
 
 logger = logging.getLogger(__name__)
@@ -72,10 +72,7 @@ def claim_key(
         response_body="",
         created_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(claimed)
-    except IntegrityError:
+    if add_unless_taken(session, claimed) is not None:
         logger.info(
             "idempotency key %r of client %s was claimed by a concurrent request",
             key,

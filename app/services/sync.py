@@ -23,7 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.db import bulk_update_by_id, fetch_raw, insert_many, pk, placeholders, table_of
+from app.db import (
+    add_unless_taken,
+    bulk_update_by_id,
+    fetch_raw,
+    insert_many,
+    pk,
+    placeholders,
+    table_of,
+)
 from app.metrics import ORDERS_SYNCED
 from app.models import Customer, Order, OrderLine, OrderStatus, Plan, Product
 from app.services import reorders
@@ -142,13 +150,11 @@ def _find_or_create(
     if row is not None:
         return row, False
     row = model(external_id=external_id, created_at=now, updated_at=now, **values)
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
+    refused = add_unless_taken(session, row)
+    if refused is not None:
         stored = _find(session, model, external_id)
         if stored is None:
-            raise  # not the race: some other constraint refused the row
+            raise refused  # not the race: some other constraint refused the row
         logger.info("%s %s was created by a concurrent request", entity, external_id)
         return stored, False
     record(
