@@ -1,6 +1,5 @@
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -8,22 +7,9 @@ from app import sqlite_writers
 from app.db import get_engine, get_session
 from app.forecast import fit_population
 from app.models import Customer, ForecastModel, Plan, PlanRescore, PlanStatus, Product
-from app.services import demo, forecasting
+from app.services import forecasting
 from tests.factories import order_body
-
-TODAY = date(2026, 11, 1)
-NOW = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def shop(app):
-    """A small demo shop with a fitted model."""
-    with app.app_context():
-        session = get_session()
-        demo.load_demo(session, TODAY, NOW, n_customers=20)
-        forecasting.refit(session, TODAY, NOW)
-        session.commit()
-    return app
+from tests.services.conftest import NOW, TODAY
 
 
 def _plan(session):

@@ -5,7 +5,6 @@ it, and a purchase cancelled takes its forecast with it."""
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from sqlmodel import col, select
 
 from app.db import get_session
@@ -20,25 +19,13 @@ from app.models import (
     Prompt,
     PromptStatus,
 )
-from app.services import demo, forecasting, product_settings, prompts, sync
+from app.services import forecasting, product_settings, prompts, sync
 from app.services.product_settings import SettingsChange
 from app.services.types import Actor, CustomerIn, LineIn, OrderIn
+from tests.services.conftest import NOW, TODAY
 
-TODAY = date(2026, 11, 1)
-NOW = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, the shop's zone
 TOKYO = "Asia/Tokyo"
 API = Actor(ActorType.API_CLIENT, "backend")
-
-
-@pytest.fixture
-def shop(app):
-    """A small demo shop with a fitted model."""
-    with app.app_context():
-        session = get_session()
-        demo.load_demo(session, TODAY, NOW, n_customers=20)
-        forecasting.refit(session, TODAY, NOW)
-        session.commit()
-    return app
 
 
 def _customer(session, external_id, timezone, now):
