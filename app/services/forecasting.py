@@ -413,8 +413,7 @@ def rescore(
     """Re-score the plans of ``requests`` (from ``rescore_requests``), each on its customer's
     own day, and forget the requests (not ones renewed meanwhile); returns how many."""
     # The customer's own day: an answer given today must count (the origin is tomorrow).
-    named: dict[str, ZoneInfo] = {}
-    zones = {r.customer_id: named.setdefault(r.timezone, ZoneInfo(r.timezone)) for r in requests}
+    zones = {r.customer_id: ZoneInfo(r.timezone) for r in requests}  # ZoneInfo caches them
     reestimate_on_their_days(session, {(r.customer_id, r.product_id) for r in requests}, now, zones)
     if requests:
         served = [{"served_plan": r.plan_id, "seen": r.requested_at} for r in requests]
