@@ -22,6 +22,11 @@ from app.forecast.types import Explanation
 NO_PROMPT = -1
 PROMPT_WINDOW_DAYS = 7
 
+# Why a pair with purchases has no prompt (``BatchForecast.no_prompt``).
+PROMPTED = 0
+LOOKS_STOPPED = 1  # P(still active) below the product's min_active_probability
+UNLIKELY = 2  # P(a purchase within PROMPT_WINDOW_DAYS of the prompt day) below the threshold
+
 
 def prompt_days(
     runout_risk_day: I64,
@@ -38,6 +43,16 @@ def prompt_days(
     day = np.clip(day, last_day + min_interval_days, last_day + max_interval_days)
     day = np.maximum(day, today)
     return np.where(p_active >= min_active_probability, day, NO_PROMPT).astype(np.int64)
+
+
+def fixed_interval_prompt_days(
+    last_day: I64 | int, preferred_interval_days: I64 | int, lead_time_days: I64 | int, today: int
+) -> I64:
+    """Prompt day ordinals of plans with a fixed interval (set by the customer or ops), which
+    replaces the estimated date: the lead time before the interval since the last purchase
+    ends, never before ``today``."""
+    day = np.maximum(last_day + preferred_interval_days - lead_time_days, today)
+    return np.asarray(day, dtype=np.int64)
 
 
 def prompt_clause(v: Explanation, prompt_on: date | None, last_on: date, today: date) -> str:
@@ -60,6 +75,20 @@ def prompt_clause(v: Explanation, prompt_on: date | None, last_on: date, today: 
         # The maximum's day may have passed (the prompt is at the first chance since).
         return f"; asking on {_day_month(prompt_on)}, {since} days after the last order: the product's maximum interval has been reached"  # noqa: E501
     return f"; asking on {_day_month(prompt_on)}, the product's maximum of {since} days after the last order"  # noqa: E501
+
+
+def no_prompt_clause(reason: int, value: float, limit: float) -> str:
+    """Why there is no prompt, as a clause to append to ``explain``: ``value`` is the
+    probability that fell short of ``limit`` (``LOOKS_STOPPED``: P(still active) against the
+    product's minimum; ``UNLIKELY``: P(a purchase in the week from the prompt day) against
+    the product's or the population's threshold). Empty for ``PROMPTED``."""
+    if reason == LOOKS_STOPPED:
+        return (f"; no prompt: the customer looks to have stopped buying it (still buying: "
+                f"{value:.0%}, below the product's {limit:.0%})")  # fmt: skip
+    if reason == UNLIKELY:
+        return (f"; no prompt: a purchase in the {PROMPT_WINDOW_DAYS} days from the prompt day "
+                f"is {value:.0%} likely, below the {limit:.0%} a prompt needs")  # fmt: skip
+    return ""
 
 
 def _day_month(d: date) -> str:

@@ -27,9 +27,13 @@ from app.forecast import features as ft
 from app.forecast.features import F64, I64, BatchInput
 from app.forecast.model import PopulationParams
 from app.forecast.prompt import (
+    LOOKS_STOPPED,
     NO_PROMPT,
     PROMPT_WINDOW_DAYS,
+    PROMPTED,
+    UNLIKELY,
     explain,
+    no_prompt_clause,
     prompt_clause,
     prompt_days,
 )
@@ -290,6 +294,12 @@ class BatchForecast:
     method: NDArray[np.int8]
     rate: F64
     last_units: F64
+    no_prompt: NDArray[np.int8]
+    """Why a pair with purchases has no prompt: PROMPTED, LOOKS_STOPPED or UNLIKELY."""
+    gate_value: F64
+    """The probability that kept the prompt back (P(still active), or P(a purchase in the
+    week from the prompt day)), and the limit it fell short of; NaN where prompted."""
+    gate_limit: F64
 
     def forecast(self, i: int) -> Forecast:
         """The ``Forecast`` of pair ``i``; raises ValueError when it has no purchase."""
@@ -312,6 +322,7 @@ class BatchForecast:
         prompt_on = None if prompt == NO_PROMPT else date.fromordinal(prompt)
         last_on = date.fromordinal(int(self.last_day[i]))
         clause = prompt_clause(values, prompt_on, last_on, date.fromordinal(self.today))
+        clause += no_prompt_clause(self.no_prompt[i], self.gate_value[i], self.gate_limit[i])
         return Forecast(
             last_purchased_on=last_on,
             median_on=date.fromordinal(int(self.median_day[i])),
@@ -377,7 +388,12 @@ def score_batch(
     # asked by then, likely or not (a customer who looks stopped is still not asked).
     capped = has & (qr - sa.lead_time[prod] > prep.last_day + sa.max_interval[prod])
     useful = (p_useful >= threshold) | capped
+    stopped = has & (prompt == NO_PROMPT)
+    unlikely = has & ~stopped & ~useful
     prompt = np.where((prompt != NO_PROMPT) & useful, prompt, NO_PROMPT)
+    no_prompt = np.select([stopped, unlikely], [LOOKS_STOPPED, UNLIKELY], PROMPTED)
+    gate_value = np.select([stopped, unlikely], [p_active, p_useful], np.nan)
+    gate_limit = np.select([stopped, unlikely], [sa.min_active[prod], threshold], np.nan)
     method = np.where(
         prep.n_purchases >= 2, METHOD_MODEL, np.where(has, METHOD_POPULATION, METHOD_NONE)
     ).astype(np.int8)
@@ -385,7 +401,8 @@ def score_batch(
     return BatchForecast(
         t, horizon_days, prep.n_purchases, prep.last_day, q50, q10, q90, qr, risk,
         sa.lead_time[prod], np.where(has, p_within, np.nan), np.where(has, p_active, np.nan),
-        prompt, method, prep.rate, prep.last_units,
+        prompt, method, prep.rate, prep.last_units, no_prompt.astype(np.int8), gate_value,
+        gate_limit,
     )  # fmt: skip
 
 

@@ -41,7 +41,13 @@ from app.forecast import (
     score_batch,
 )
 from app.forecast.features import empty_answers
-from app.forecast.prompt import NO_PROMPT, explain, prompt_clause
+from app.forecast.prompt import (
+    NO_PROMPT,
+    explain,
+    fixed_interval_prompt_days,
+    no_prompt_clause,
+    prompt_clause,
+)
 from app.forecast.score import METHOD_MODEL
 from app.forecast.types import ANSWER_CODES, Explanation, Method
 from app.models import (
@@ -543,7 +549,7 @@ def _forecast_rows(
             for a in (
                 f.n_purchases, f.rate, f.last_units, f.method, f.risk, f.risk_day, f.lead_time,
                 f.prompt_day, f.last_day, f.median_day, f.q10_day, f.q90_day, f.p_active,
-                f.p_within,
+                f.p_within, f.no_prompt, f.gate_value, f.gate_limit,
             )
         ),
         strict=True,
@@ -551,7 +557,7 @@ def _forecast_rows(
     rows = []
     for (plan_id, _, status, preferred, _), (
         n, rate, units, method_code, risk, risk_day, lead, prompt, last, median, q10, q90,
-        p_active, p_within,
+        p_active, p_within, no_prompt, gate_value, gate_limit,
     ) in zip(plans.values(), columns, strict=True):  # fmt: skip
         if n == 0:
             continue
@@ -567,9 +573,12 @@ def _forecast_rows(
         )
         prompt_on = None if prompt == NO_PROMPT else day(prompt)
         explanation = explain(values) + prompt_clause(values, prompt_on, day(last), today)
+        explanation += no_prompt_clause(no_prompt, gate_value, gate_limit)
         if preferred is not None:
             # A fixed interval (set by the customer or ops) replaces the estimated prompt date.
-            prompt_on = max(day(last + preferred - lead), today)
+            prompt_on = day(
+                int(fixed_interval_prompt_days(last, preferred, lead, today.toordinal()))
+            )
             explanation = f"fixed interval of {preferred} days; delivery takes {lead} days"
         if status is not PlanStatus.ACTIVE:
             prompt_on = None

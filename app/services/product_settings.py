@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app.forecast.prompt import NO_PROMPT
+from app.forecast.prompt import NO_PROMPT, fixed_interval_prompt_days
 from app.forecast.score import score_batch
 from app.forecast.types import ProductSettings
 from app.models import (
@@ -80,17 +80,17 @@ class Preview:
 
 def preview(session: Session, product: Product, change: SettingsChange, today: date) -> Preview:
     """What saving ``change`` would do, from the stored forecast parameters (nothing is
-    written). Plans with a fixed interval, paused and stopped plans do not move."""
+    written). Paused and stopped plans do not move; plans with a fixed interval move with
+    the lead time only."""
     assert product.id is not None
     days = [today + timedelta(days=i) for i in range(PREVIEW_DAYS)]
     current = forecasting.current_params(session)
-    customers = session.scalars(
-        select(col(Plan.customer_id)).where(
-            col(Plan.product_id) == product.id,
-            col(Plan.status) == PlanStatus.ACTIVE,
-            col(Plan.preferred_interval_days).is_(None),
+    plans = session.execute(
+        select(col(Plan.customer_id), col(Plan.preferred_interval_days)).where(
+            col(Plan.product_id) == product.id, col(Plan.status) == PlanStatus.ACTIVE
         )
     ).all()
+    customers = [customer for customer, _ in plans]
     expiry = (product.prompt_expiry_days, change.prompt_expiry_days,
               _open_prompts(session, product.id))  # fmt: skip
     if current is None or not customers:
@@ -99,11 +99,21 @@ def preview(session: Session, product: Product, change: SettingsChange, today: d
     settings = forecasting.product_settings(session, history.batch.product_ids)
     origin = today + timedelta(days=1)  # as the service scores: today's events count
     this_product = history.pair_product_ids == product.id
+    preferred = dict(plans)
+    fixed_days = np.array(
+        [preferred.get(int(c)) or 0 for c in history.pair_customer_ids[this_product]],
+        dtype=np.int64,
+    )
+    fixed = fixed_days > 0
 
     def prompt_days(product_settings: dict[str, ProductSettings]) -> np.ndarray:
         scored = score_batch(history.batch, current[1], origin, forecasting.HORIZON_DAYS,
                              settings=product_settings, earliest_prompt=today)  # fmt: skip
-        days: np.ndarray = scored.prompt_day[this_product]
+        days: np.ndarray = scored.prompt_day[this_product].copy()
+        days[fixed] = fixed_interval_prompt_days(
+            scored.last_day[this_product][fixed], fixed_days[fixed],
+            scored.lead_time[this_product][fixed], today.toordinal(),
+        )  # fmt: skip
         return days
 
     old = prompt_days(settings)

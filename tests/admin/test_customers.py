@@ -1,8 +1,10 @@
 """Finding a customer and reading (and steering) their plans."""
 
+import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlmodel import col
 
 from app.db import get_session
@@ -159,3 +161,26 @@ def test_a_customer_who_unsubscribed_has_no_next_prompt(shop, operator):
         get_session().commit()
     page = operator.get(f"/admin/customers/{customer.id}").text
     assert "<strong>Next prompt:</strong> none: the customer unsubscribed." in page
+
+
+def test_a_plan_without_a_next_prompt_says_why(shop, operator):
+    with shop.app_context():
+        session = get_session()
+        quiet = session.scalars(
+            select(Plan).where(col(Plan.status) == PlanStatus.ACTIVE, col(Plan.n_purchases) > 0,
+                               col(Plan.prompt_on).is_(None))
+            .order_by(col(Plan.id))
+        ).first()  # fmt: skip
+        assert quiet is not None, "every plan of the demo shop has a prompt"
+        quiet_customer = quiet.customer_id
+    page = operator.get(f"/admin/customers/{quiet_customer}").text
+    assert "<strong>Next prompt:</strong> none planned. " in page
+    assert re.search(r"; no prompt: (the customer looks to have stopped buying it|a purchase in "
+                     r"the 7 days from the prompt day is \d+% likely, below the \d+% a prompt "
+                     r"needs)", page)  # fmt: skip
+    customer, plan = _forecast_plan(shop)
+    with shop.app_context():
+        get_session().get_one(Plan, plan.id).status = PlanStatus.PAUSED
+        get_session().commit()
+    page = operator.get(f"/admin/customers/{customer.id}").text
+    assert "<strong>Next prompt:</strong> none: the plan is paused." in page

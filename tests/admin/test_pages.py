@@ -21,7 +21,7 @@ from app.models import (
     Prompt,
     PromptStatus,
 )
-from app.services import forecasting, outbox
+from app.services import forecasting, outbox, preferences
 from tests.admin.conftest import NOW, OPERATOR, TODAY, csrf_token
 from tests.factories import order_body
 from tests.scheduler.helpers import dispatch
@@ -118,6 +118,37 @@ def test_saving_moves_the_plans_the_preview_said_and_is_audited(shop, operator):
             product.lead_time_days,
             10,
         )
+
+
+def test_plans_with_a_fixed_interval_move_with_the_lead_time_in_the_preview_and_the_save(
+    shop, operator
+):
+    product = _busiest_product(shop)
+    with shop.app_context():
+        session = get_session()
+        plan = session.scalars(
+            select(Plan).where(col(Plan.product_id) == product.id, col(Plan.prompt_on).is_not(None))
+            .order_by(col(Plan.id))
+        ).first()  # fmt: skip
+        assert plan is not None
+        _, longest = preferences.interval_range(product)
+        customer = session.get_one(Customer, plan.customer_id)
+        preferences.change_plan(session, customer, plan, NOW, preferred_interval_days=longest)
+        session.commit()
+        session.refresh(plan)
+        fixed_id, fixed_on = plan.id, plan.prompt_on
+    assert fixed_on is not None and fixed_on > TODAY + timedelta(days=7)
+    days_before = _prompt_days(shop, product.id)
+    longer = {"lead_time_days": product.lead_time_days + 7}
+    preview = _post(operator, product, "preview", **longer)
+    promised = re.search(r"(\d+) plans would be prompted earlier, (\d+) later", preview.text)
+    assert promised is not None
+    assert _post(operator, product, "save", **longer).status_code == 302
+    with shop.app_context():
+        assert get_session().get_one(Plan, fixed_id).prompt_on == fixed_on - timedelta(days=7)
+    days_after = _prompt_days(shop, product.id)
+    moved = [(a, b) for a, b in zip(days_before, days_after, strict=True) if a and b and a != b]
+    assert len(moved) == int(promised.group(1)) and promised.group(2) == "0"
 
 
 def test_saving_a_change_that_moves_no_prompt_says_so_and_counts_the_plans_rescored(shop, operator):

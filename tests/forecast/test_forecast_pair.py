@@ -1,4 +1,5 @@
 import json
+import re
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -178,6 +179,11 @@ def test_no_prompt_when_pair_looks_stopped(params: PopulationParams) -> None:
     strict = replace(SETTINGS, min_active_probability=0.999)
     f = forecast_pair(_history(TODAY - 300 * D), "fast", strict, params, TODAY, 28)
     assert f.prompt_on is None
+    still = round(100 * f.p_active)
+    assert f.explanation.endswith(
+        f"; no prompt: the customer looks to have stopped buying it (still buying: {still}%, "
+        "below the product's 100%)"
+    )
 
 
 def test_explanation_names_purchases_rate_and_delivery(params: PopulationParams) -> None:
@@ -258,6 +264,9 @@ def test_prompt_gate_drops_unlikely_prompts(params: PopulationParams) -> None:
     )
     assert open_gate.prompt_on is not None
     assert closed.prompt_on is None
+    assert "no prompt" not in open_gate.explanation
+    assert re.search(r"; no prompt: a purchase in the 7 days from the prompt day is \d+% likely, "
+                     r"below the 100% a prompt needs$", closed.explanation)  # fmt: skip
 
 
 def test_min_prompt_probability_is_validated() -> None:
