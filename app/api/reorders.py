@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask_smorest import abort
@@ -26,6 +27,7 @@ def _out(item: reorders.ReorderItem) -> dict[str, Any]:
         "acknowledged_at": r.acknowledged_at,
         "fulfilled_at": r.fulfilled_at,
         "cancelled_at": r.cancelled_at,
+        "updated_at": r.updated_at,
     }
 
 
@@ -33,11 +35,22 @@ def _out(item: reorders.ReorderItem) -> dict[str, Any]:
 @blp.doc(responses=UNAUTHORIZED)
 @blp.arguments(schemas.ReorderFeedArgsSchema, location="query", as_kwargs=True)
 @blp.response(200, schemas.ReorderOutSchema(many=True))
-def reorder_feed(status: str, after_id: int, limit: int) -> Any:
+def reorder_feed(
+    status: str, after_id: int, limit: int, changed_since: datetime | None = None
+) -> Any:
     """Confirmed reorders, oldest first. A reorder appears once the customer's undo window
     has passed; acknowledge it with `POST /reorders/<id>/ack` and echo its id as the order's
-    `reorder_id` when you sync the order that fulfils it."""
-    items = reorders.feed(get_session(), ReorderStatus(status), utcnow(), after_id, limit)
+    `reorder_id` when you sync the order that fulfils it.
+
+    To hear of reorders cancelled after you took them (operations cancelled one, or the order
+    that fulfilled it was cancelled), poll `status=cancelled&changed_since=...` with the
+    last item's `updated_at` and `id`."""
+    session, now = get_session(), utcnow()
+    if changed_since is None:
+        items = reorders.feed(session, ReorderStatus(status), now, after_id, limit)
+    else:
+        items = reorders.changes(session, ReorderStatus(status), now, changed_since, after_id,
+                                 limit)  # fmt: skip
     return [_out(item) for item in items]
 
 

@@ -407,9 +407,31 @@ class ReorderFeedArgsSchema(Schema):
     after_id = fields.Integer(
         load_default=0,
         validate=validate.Range(min=0, max=MAX_ID),
-        metadata={"description": "only reorders with a larger id (for paging through)"},
+        metadata={
+            "description": "only reorders with a larger id (for paging through); with "
+            "`changed_since`, only among those changed exactly at `changed_since`"
+        },
+    )
+    changed_since = _when(
+        load_default=None,
+        metadata={
+            "description": "follow changes: only reorders that reached their status at or "
+            "after this time (their `updated_at`), oldest change first. Pass the last item's "
+            "`updated_at` and `id` (as `after_id`) to get the next page or the next changes. "
+            "A change shows once it is a minute old. Not with `status=pending` (pending "
+            "reorders stay listed until acknowledged)"
+        },
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+    @validates_schema
+    def _changes_of_settled_reorders(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("changed_since") is not None and data["status"] == "pending":
+            raise ValidationError(
+                "changed_since needs a status other than pending: pending reorders stay in the "
+                "feed until acknowledged",
+                "changed_since",
+            )
 
 
 class ReorderOutSchema(Schema):
@@ -425,3 +447,7 @@ class ReorderOutSchema(Schema):
     acknowledged_at = fields.DateTime(allow_none=True)
     fulfilled_at = fields.DateTime(allow_none=True)
     cancelled_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime(
+        required=True,
+        metadata={"description": "when it reached its status: the `changed_since` cursor"},
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -22,6 +22,9 @@ from app.services.webhooks import event_body
 logger = logging.getLogger(__name__)
 
 CHUNK = 500  # bound on IN (...) lists
+
+CHANGE_SETTLE = timedelta(minutes=1)
+"""How old a reorder's change must be before the changes feed lists it (``changes``)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,40 @@ def feed(
     )
     if status is ReorderStatus.PENDING:
         query = query.where(col(Reorder.handoff_at) <= now)
+    return [ReorderItem(r, c, p) for r, c, p in session.execute(query).all()]
+
+
+def changes(
+    session: Session,
+    status: ReorderStatus,
+    now: datetime,
+    since: datetime,
+    after_id: int,
+    limit: int,
+) -> list[ReorderItem]:
+    """Reorders that reached ``status`` (not pending) at or after ``since``, by that time and
+    id; of those changed exactly at ``since``, only ids above ``after_id`` (the cursor: the
+    last item's ``updated_at`` and id).
+
+    A change is listed once ``CHANGE_SETTLE`` old: a change's time is taken when its request
+    begins, and a request that began before another may commit after it; listing it only
+    later keeps a cursor that has moved past its time from skipping it."""
+    assert status is not ReorderStatus.PENDING
+    changed = col(Reorder.updated_at)
+    query = (
+        select(Reorder, Customer, Product)
+        .join(Customer, col(Customer.id) == col(Reorder.customer_id))
+        .join(Product, col(Product.id) == col(Reorder.product_id))
+        .where(
+            col(Reorder.status) == status,
+            # Changed once the backend could see it: not a confirm withdrawn in its undo window.
+            col(Reorder.handoff_at) <= changed,
+            changed <= now - CHANGE_SETTLE,
+            or_(changed > since, and_(changed == since, pk(Reorder) > after_id)),
+        )
+        .order_by(changed, pk(Reorder))
+        .limit(limit)
+    )
     return [ReorderItem(r, c, p) for r, c, p in session.execute(query).all()]
 
 

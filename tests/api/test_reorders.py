@@ -4,8 +4,10 @@ from datetime import timedelta
 
 import pytest
 
+from app.config import current_settings
 from app.db import get_session
-from app.models import Plan, Reorder, ReorderStatus
+from app.models import Plan, Prompt, Reorder, ReorderStatus
+from app.services import reorders
 from tests.factories import NOW, order_body
 
 
@@ -218,3 +220,93 @@ def test_an_order_for_a_cancelled_reorder_is_kept_as_a_purchase(
     assert _reorder(app).status is ReorderStatus.CANCELLED
     with app.app_context():
         assert get_session().query(Plan).one().last_quantity == 3
+
+
+def _cancel(app, reorder_id: int, at) -> None:
+    """Operations cancel the reorder at ``at``."""
+    with app.app_context():
+        reorders.cancel(get_session(), current_settings(), reorder_id, "ops@example.jp", at)
+        get_session().commit()
+
+
+def _second_reorder(app) -> int:
+    """Another confirmed reorder of the same plan, on a prompt of its own."""
+    with app.app_context():
+        session = get_session()
+        first = session.query(Reorder).one()
+        prompt = session.get_one(Prompt, first.prompt_id)
+        twin = Prompt(**prompt.model_dump(exclude={"id", "outbox_id", "nonce"}), nonce="twin")
+        session.add(twin)
+        session.flush()
+        assert twin.id is not None
+        second = Reorder(**first.model_dump(exclude={"id", "prompt_id"}), prompt_id=twin.id)
+        session.add(second)
+        session.commit()
+        assert second.id is not None and second.id > (first.id or 0)
+        return second.id
+
+
+def test_the_changes_feed_tells_of_a_reorder_cancelled_after_the_backend_moved_past_its_id(
+    client, auth, app, confirmed, api_now
+):
+    first = _feed(client, auth)[0]["id"]
+    second = _second_reorder(app)
+    for reorder_id in (first, second):
+        assert client.post(f"/api/v1/reorders/{reorder_id}/ack", headers=auth).status_code == 200
+    # The later reorder is cancelled first: paging by id, the backend's cursor passes the other.
+    _cancel(app, second, NOW + timedelta(minutes=20))
+    api_now["now"] = NOW + timedelta(minutes=30)
+    since = (NOW + timedelta(minutes=10)).isoformat()
+    [seen] = _feed(client, auth, status="cancelled", changed_since=since)
+    assert (seen["id"], seen["status"]) == (second, "cancelled")
+    _cancel(app, first, NOW + timedelta(minutes=40))
+    api_now["now"] = NOW + timedelta(minutes=50)
+    assert _feed(client, auth, status="cancelled", after_id=second) == []  # what ids alone miss
+    cursor = {"changed_since": seen["updated_at"], "after_id": seen["id"]}
+    [change] = _feed(client, auth, status="cancelled", **cursor)
+    assert (change["id"], change["status"]) == (first, "cancelled")
+    assert change["updated_at"].startswith("2026-11-20T01:40:00")
+    assert _feed(client, auth, status="cancelled", changed_since=change["updated_at"],
+                 after_id=change["id"]) == []  # fmt: skip
+
+
+def test_the_changes_feed_lists_a_change_once_it_is_a_minute_old_and_pages_through_ties(
+    client, auth, app, confirmed, api_now
+):
+    first = _feed(client, auth)[0]["id"]
+    second = _second_reorder(app)
+    at = NOW + timedelta(minutes=20)
+    _cancel(app, first, at)
+    _cancel(app, second, at)
+    since = {"status": "cancelled", "changed_since": at.isoformat()}
+    api_now["now"] = at + timedelta(seconds=59)
+    assert _feed(client, auth, **since) == []
+    api_now["now"] = at + timedelta(minutes=1)
+    [page] = _feed(client, auth, **since, limit=1)
+    [next_page] = _feed(client, auth, **since, after_id=page["id"], limit=1)
+    assert [page["id"], next_page["id"]] == [first, second]
+    assert _feed(client, auth, **since, after_id=next_page["id"]) == []
+
+
+def test_a_confirm_cancelled_before_its_hand_off_is_no_change_for_the_backend(
+    client, auth, app, confirmed, api_now
+):
+    _cancel(app, 1, NOW + timedelta(minutes=2))  # still inside the undo window
+    api_now["now"] = NOW + timedelta(hours=1)
+    assert _feed(client, auth, status="cancelled", changed_since=NOW.isoformat()) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"changed_since": "2026-11-20T01:00:00+00:00"}, "status other than pending"),
+        ({"status": "pending", "changed_since": "2026-11-20T01:00:00+00:00"}, "pending"),
+        ({"status": "cancelled", "changed_since": "2026-11-20T01:00:00"}, "aware datetime"),
+        ({"status": "cancelled", "changed_since": "yesterday"}, "datetime"),
+    ],
+)
+def test_changed_since_is_validated_with_the_reason(client, auth, query, reason):
+    response = client.get("/api/v1/reorders", query_string=query, headers=auth)
+    assert response.status_code == 422
+    [message] = response.json["errors"]["query"]["changed_since"]
+    assert reason in message.lower()
