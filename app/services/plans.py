@@ -65,11 +65,13 @@ def refresh_plans(
     for customer_id, product_id in wanted:
         by_customer.setdefault(customer_id, set()).add(product_id)
     customers = sorted(by_customer)
+    summarised: set[Pair] = set()
     for start in range(0, len(customers), CHUNK):
         chunk = customers[start : start + CHUNK]
         products = sorted({p for c in chunk for p in by_customer[c]})
-        session.execute(_upsert_summaries(session, chunk, products, now))
-    return _empty_summaries(session, wanted, now) if may_shrink else []
+        rows = session.execute(_upsert_summaries(session, chunk, products, now))
+        summarised.update((int(c), int(p)) for c, p in rows)
+    return _empty_summaries(session, wanted - summarised, now) if may_shrink else []
 
 
 def add_purchases(session: Session, new_days: dict[Pair, dict[date, int]], now: datetime) -> None:
@@ -206,26 +208,23 @@ def _upsert_summaries(
     return statement.on_conflict_do_update(
         index_elements=[plan.c.customer_id, plan.c.product_id],
         set_={name: statement.excluded[name] for name in (*SUMMARY_FIELDS, "updated_at")},
-    )
+    ).returning(plan.c.customer_id, plan.c.product_id)
 
 
 def _empty_summaries(session: Session, pairs: set[Pair], now: datetime) -> list[int]:
-    """Clear the summary and forecast of plans among ``pairs`` that no longer have a placed
-    order; returns their ids.
-
-    The upsert just stamped every pair that still has one with ``updated_at = now``; a plan of
-    ``pairs`` that kept an older stamp and still counts purchases has lost them all.
-    """
+    """Clear the summary and forecast of the plans of ``pairs`` (pairs without a placed order:
+    the summary upsert returned every pair that has one) that still count purchases, as they
+    have lost them all; returns their ids."""
     customer_ids = sorted({c for c, _ in pairs})
     stale: list[int] = []
     for start in range(0, len(customer_ids), CHUNK):
         chunk = customer_ids[start : start + CHUNK]
-        for plan_id, customer_id, product_id, updated_at in session.execute(
-            select(
-                pk(Plan), col(Plan.customer_id), col(Plan.product_id), col(Plan.updated_at)
-            ).where(col(Plan.customer_id).in_(chunk), col(Plan.n_purchases) > 0)
+        for plan_id, customer_id, product_id in session.execute(
+            select(pk(Plan), col(Plan.customer_id), col(Plan.product_id)).where(
+                col(Plan.customer_id).in_(chunk), col(Plan.n_purchases) > 0
+            )
         ):
-            if (customer_id, product_id) in pairs and updated_at != now:
+            if (customer_id, product_id) in pairs:
                 stale.append(plan_id)
     if stale:
         # Its forecast and prompt day went with its purchases (all cancelled or returned): the

@@ -180,3 +180,24 @@ def test_a_products_maximum_interval_brings_a_slow_buyers_prompt_forward(shop):
         # Buys every 30 days, so a prompt after 14 looks early; the maximum says to ask anyway.
         assert plan.prompt_on == plan.last_ordered_on + timedelta(days=14)
         assert "the product's maximum of 14 days after the last order" in plan.explanation
+
+
+def test_a_pair_loses_its_history_even_when_its_cancellations_arrive_in_the_same_instant(shop):
+    # One sync stamps a plan it refreshes; a second in the same instant (a batch split in
+    # two, a fast retry) that cancels the last orders must still find the pair emptied.
+    last_at = NOW - timedelta(days=27)
+    with shop.app_context():
+        session = get_session()
+        _monthly_buyer(session, "returner", TOKYO, last_at)
+        plan = _plan(session, "returner")
+        assert plan.n_purchases > 0
+        synced = NOW + timedelta(minutes=5)
+        for n, days in enumerate((90, 60, 30, 0)):
+            at = last_at - timedelta(days=days)
+            stamp = NOW + timedelta(minutes=n)
+            cancelled = OrderIn(f"returner-{n}", "returner", at, stamp, OrderStatus.CANCELLED,
+                                None, None, (LineIn("rice-5kg", 1),))  # fmt: skip
+            sync.sync_orders(session, [cancelled], TOKYO, API, synced)
+        session.commit()
+        session.refresh(plan)
+        assert (plan.n_purchases, plan.prompt_on, plan.median_on) == (0, None, None)
