@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -22,6 +22,9 @@ from app.services.webhooks import event_body
 logger = logging.getLogger(__name__)
 
 CHUNK = 500  # bound on IN (...) lists
+
+_OPEN = (ReorderStatus.PENDING, ReorderStatus.ACKNOWLEDGED)
+"""A reorder the backend is to deliver, no order having done it yet."""
 
 CHANGE_SETTLE = timedelta(minutes=1)
 """How old a reorder's change must be before the changes feed lists it (``changes``)."""
@@ -184,7 +187,8 @@ def reference_problems(
 
 
 def fulfil(session: Session, fulfilled_by: dict[int, str], now: datetime) -> int:
-    """Mark reorders fulfilled by synced orders (reorder id -> the order's external id)."""
+    """Mark reorders fulfilled by synced orders, placed or returned (reorder id -> the
+    order's external id)."""
     done = 0
     for reorder_id, order_ext in sorted(fulfilled_by.items()):
         order_id = session.scalar(select(pk(Order)).where(col(Order.external_id) == order_ext))
@@ -192,7 +196,7 @@ def fulfil(session: Session, fulfilled_by: dict[int, str], now: datetime) -> int
             update(Reorder)
             .where(
                 pk(Reorder) == reorder_id,
-                col(Reorder.status).in_([ReorderStatus.PENDING, ReorderStatus.ACKNOWLEDGED]),
+                col(Reorder.status).in_(_OPEN),
             )
             .values(
                 status=ReorderStatus.FULFILLED,
@@ -208,21 +212,49 @@ def fulfil(session: Session, fulfilled_by: dict[int, str], now: datetime) -> int
 
 
 def unfulfil(session: Session, cancelled_by: dict[int, str], now: datetime) -> int:
-    """Reorders whose fulfilling order the backend cancelled (reorder id -> the order's
-    external id): nothing is coming, so the reorder is cancelled, as the customer's page and
-    the feed then say. (A returned order was delivered: its reorder stays fulfilled.)"""
+    """Reorders whose order the backend cancelled (reorder id -> the order's external id):
+    nothing is coming, so the reorder is cancelled, as the customer's page and the feed then
+    say: one that order had fulfilled, or one not fulfilled yet (the order arrived already
+    cancelled, or placed and cancelled in one batch). A reorder another order fulfilled stays
+    fulfilled, and so does one whose order was returned (it was delivered)."""
     done = 0
     for reorder_id, order_ext in sorted(cancelled_by.items()):
         order_id = session.scalar(select(pk(Order)).where(col(Order.external_id) == order_ext))
         result = session.execute(
             update(Reorder)
-            .where(pk(Reorder) == reorder_id, col(Reorder.status) == ReorderStatus.FULFILLED,
-                   col(Reorder.fulfilled_order_id) == order_id)
+            .where(
+                pk(Reorder) == reorder_id,
+                or_(
+                    and_(col(Reorder.status) == ReorderStatus.FULFILLED,
+                         col(Reorder.fulfilled_order_id) == order_id),
+                    col(Reorder.status).in_(_OPEN),
+                ),
+            )
             .values(status=ReorderStatus.CANCELLED, cancelled_at=now, updated_at=now)
         )  # fmt: skip
         done += result.rowcount  # type: ignore[attr-defined]
     if done:
-        logger.info("%d reorders cancelled with the orders that fulfilled them", done)
+        logger.info("%d reorders cancelled with their orders", done)
+    return done
+
+
+def release(session: Session, released_by: dict[int, str], now: datetime) -> int:
+    """Reorders an order no longer names (reorder id -> the order's external id): one that
+    order had fulfilled waits for its order again (acknowledged: the backend has it)."""
+    done = 0
+    for reorder_id, order_ext in sorted(released_by.items()):
+        order_id = session.scalar(select(pk(Order)).where(col(Order.external_id) == order_ext))
+        result = session.execute(
+            update(Reorder)
+            .where(pk(Reorder) == reorder_id, col(Reorder.status) == ReorderStatus.FULFILLED,
+                   col(Reorder.fulfilled_order_id) == order_id)
+            .values(status=ReorderStatus.ACKNOWLEDGED, fulfilled_at=None,
+                    fulfilled_order_id=None, updated_at=now,
+                    acknowledged_at=func.coalesce(col(Reorder.acknowledged_at), now))
+        )  # fmt: skip
+        done += result.rowcount  # type: ignore[attr-defined]
+    if done:
+        logger.info("%d reorders released by the orders that had fulfilled them", done)
     return done
 
 

@@ -246,6 +246,7 @@ def _sync_orders_once(
     versions: dict[str, datetime] = {}
     audit_rows: list[dict[str, Any]] = []
     touched_pairs: set[tuple[int, int]] = set()
+    as_stored = dict(stored)
 
     for order in orders:
         snapshot: Snapshot = (
@@ -286,6 +287,9 @@ def _sync_orders_once(
                 _audit_row(actor, now, "update", order.external_id, current[0], snapshot)
             )
 
+    # An order moved to another customer re-scores the old customer's plans too.
+    zones |= customer_zones(session, {c for c, _ in touched_pairs} - zones.keys(),
+                            default_timezone)  # fmt: skip
     # Each order's purchase day in its customer's calendar, computed once for all uses below.
     local_days = {
         ext: snap[2].astimezone(zones[snap[0]]).date()
@@ -300,26 +304,45 @@ def _sync_orders_once(
     else:
         # Only new orders: extend the plan summaries with their purchase days.
         add_purchases(session, _new_purchases(to_insert, local_days), now)
-    _follow_up(session, to_insert | to_update, now)
+    _follow_up(session, to_insert | to_update, _released(as_stored, to_update), now)
     reestimate_on_their_days(session, touched_pairs, now, zones)
     for result, count in Counter(o.result for o in outcomes).items():
         ORDERS_SYNCED.labels(result=result.value).inc(count)
     return outcomes
 
 
-def _follow_up(session: Session, written: dict[str, Snapshot], now: datetime) -> None:
+def _released(
+    stored: dict[str, tuple[Snapshot, datetime]], updated: dict[str, Snapshot]
+) -> dict[int, str]:
+    """Reorders that updated orders named as stored and name no more (reorder id -> order)."""
+    return {
+        stored[ext][0][4]: ext  # type: ignore[misc]
+        for ext, snap in updated.items()
+        if ext in stored and stored[ext][0][4] not in (None, snap[4])
+    }
+
+
+def _follow_up(
+    session: Session, written: dict[str, Snapshot], released: dict[int, str], now: datetime
+) -> None:
     """What synced orders end: prompts they make moot, the reorders they fulfil, and those
-    whose order was cancelled."""
+    whose order was cancelled. ``released``: reorders an order named before and names no
+    more (reorder id -> order); one it had fulfilled is waiting for its order again."""
     cancel_superseded(session, {snap[0] for snap in written.values()}, now)
-    # The reorders they name (reorder id -> order), by the order's status.
-    named: dict[OrderStatus, dict[int, str]] = defaultdict(dict)
+    if released:
+        reorders.release(session, released, now)
+    # The reorders they name (reorder id -> order): a placed or returned order (delivered)
+    # fulfils its reorder, a cancelled one cancels it, whatever versions came before (a
+    # batch may carry an order's whole history at once).
+    fulfilled: dict[int, str] = {}
+    cancelled: dict[int, str] = {}
     for ext, snap in written.items():
         if snap[4] is not None:
-            named[snap[1]][snap[4]] = ext
-    if named[OrderStatus.PLACED]:
-        reorders.fulfil(session, named[OrderStatus.PLACED], now)
-    if named[OrderStatus.CANCELLED]:
-        reorders.unfulfil(session, named[OrderStatus.CANCELLED], now)
+            (cancelled if snap[1] is OrderStatus.CANCELLED else fulfilled)[snap[4]] = ext
+    if fulfilled:
+        reorders.fulfil(session, fulfilled, now)
+    if cancelled:
+        reorders.unfulfil(session, cancelled, now)
 
 
 def _creation_audit(

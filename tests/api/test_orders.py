@@ -1,7 +1,7 @@
 import json
 
 from app.db import get_session
-from app.models import Plan
+from app.models import Customer, Plan
 from tests.factories import customer_body, order_body
 
 
@@ -261,3 +261,27 @@ def test_an_order_dated_in_the_future_is_422(client, auth):
         "ordered_at": ["must not be in the future (more than a day ahead of now)"]
     }
     assert client.get("/api/v1/orders/o-1", headers=auth).status_code == 404
+
+
+def test_an_order_moved_to_another_customer_moves_its_purchase(client, app, auth):
+    # A guest checkout merged into an account: the backend re-syncs the order under it.
+    guest = order_body(customer_external_id="guest-1", updated_at="2026-10-01T10:00:00+09:00")
+    assert client.put("/api/v1/orders/o-1", json=guest, headers=auth).status_code == 201
+    moved = guest | {"customer_external_id": "c-1", "updated_at": "2026-10-01T11:00:00+09:00"}
+    assert client.put("/api/v1/orders/o-1", json=moved, headers=auth).status_code == 200
+    other = order_body(customer_external_id="guest-2", updated_at="2026-10-01T10:00:00+09:00")
+    assert client.put("/api/v1/orders/o-2", json=other, headers=auth).status_code == 201
+    batch = {"orders": [other | {"external_id": "o-2", "customer_external_id": "c-1",
+                                 "updated_at": "2026-10-01T11:00:00+09:00"},
+                        order_body(external_id="o-3", customer_external_id="c-9")]}  # fmt: skip
+    response = client.post("/api/v1/orders/batch", json=batch, headers=auth)
+    assert response.status_code == 200, response.json
+    assert [r["result"] for r in response.json["results"]] == ["updated", "created"]
+    with app.app_context():
+        session = get_session()
+        purchases = {
+            session.get_one(Customer, p.customer_id).external_id: p.n_purchases
+            for p in session.query(Plan)
+        }
+    # Both orders were placed on the same day: one purchase day for c-1.
+    assert purchases == {"guest-1": 0, "guest-2": 0, "c-1": 1, "c-9": 1}

@@ -310,3 +310,60 @@ def test_changed_since_is_validated_with_the_reason(client, auth, query, reason)
     assert response.status_code == 422
     [message] = response.json["errors"]["query"]["changed_since"]
     assert reason in message.lower()
+
+
+def _status(app, reorder_id: int) -> ReorderStatus:
+    with app.app_context():
+        return get_session().get_one(Reorder, reorder_id).status
+
+
+def _version(body, hour: int, **changes):
+    """``body`` as the backend's version of ``hour`` o'clock that day."""
+    return body | {"updated_at": f"2026-11-20T{hour}:00:00+09:00"} | changes
+
+
+def test_an_order_that_stops_naming_its_reorder_gives_it_back(
+    client, auth, app, confirmed, api_now
+):
+    ext, body = _fulfilling(1)
+    assert client.put(f"/api/v1/orders/{ext}", json=body, headers=auth).status_code == 201
+    assert _status(app, 1) is ReorderStatus.FULFILLED
+    unlinked = _version(body, 13, reorder_id=None)
+    assert client.put(f"/api/v1/orders/{ext}", json=unlinked, headers=auth).status_code == 200
+    with app.app_context():
+        reorder = get_session().get_one(Reorder, 1)
+        assert (reorder.status, reorder.fulfilled_order_id, reorder.fulfilled_at) == (
+            ReorderStatus.ACKNOWLEDGED, None, None,
+        )  # fmt: skip
+        assert reorder.acknowledged_at is not None
+    # Cancelling the order now leaves the reorder alone: it was not this order's any more.
+    cancelled = _version(unlinked, 14, status="cancelled")
+    assert client.put(f"/api/v1/orders/{ext}", json=cancelled, headers=auth).status_code == 200
+    assert _status(app, 1) is ReorderStatus.ACKNOWLEDGED
+
+
+@pytest.mark.parametrize("one_batch", [False, True])
+def test_an_order_placed_and_cancelled_cancels_its_reorder_however_the_versions_arrive(
+    client, auth, app, confirmed, api_now, one_batch
+):
+    ext, placed = _fulfilling(1)
+    cancelled = _version(placed, 13, status="cancelled")
+    if one_batch:
+        batch = {"orders": [placed | {"external_id": ext}, cancelled | {"external_id": ext}]}
+        assert client.post("/api/v1/orders/batch", json=batch, headers=auth).status_code == 200
+    else:
+        for version in (placed, cancelled):
+            assert client.put(f"/api/v1/orders/{ext}", json=version, headers=auth).status_code in (
+                200, 201,
+            )  # fmt: skip
+    assert _status(app, 1) is ReorderStatus.CANCELLED
+    assert client.post("/api/v1/reorders/1/ack", headers=auth).status_code == 409
+
+
+def test_an_order_first_synced_as_returned_fulfils_its_reorder(
+    client, auth, app, confirmed, api_now
+):
+    ext, body = _fulfilling(1)
+    returned = body | {"status": "returned"}
+    assert client.put(f"/api/v1/orders/{ext}", json=returned, headers=auth).status_code == 201
+    assert _status(app, 1) is ReorderStatus.FULFILLED
