@@ -172,6 +172,10 @@ NOMINAL_TAIL = 0.1
 """Each tail of the nominal 80 % interval."""
 
 
+MAX_WAIT_DAYS = 36_525
+"""The longest predicted wait for a next purchase (a hundred years)."""
+
+
 def quantile_days(
     prep: Prepared, mask: NDArray[np.bool_], qs: tuple[float, ...]
 ) -> tuple[I64, ...]:
@@ -183,7 +187,9 @@ def quantile_days(
     out = []
     for q in qs:
         zq = -special.ndtri_exp(np.log1p(-q) + log_s_c)
-        t = np.exp(mu + sig * zq)
+        # At most a century: a huge last purchase (40,000 units) would otherwise last past
+        # the year 9999, which no date can hold.
+        t = np.minimum(np.exp(mu + sig * zq), MAX_WAIT_DAYS)
         out.append(last + np.maximum(np.rint(t).astype(np.int64), c))
     return tuple(out)
 

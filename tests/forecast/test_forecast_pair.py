@@ -402,3 +402,15 @@ def test_parameters_stored_before_momentum_score_as_they_did(
     )
     with pytest.raises(ValueError, match="unsupported model_version"):
         PopulationParams.from_dict(old | {"model_version": "lncure-2"})
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        _history(TODAY - 1 * D, units=1_000_000.0),
+        PairHistory(purchases=((TODAY - 1 * D, 50_000.0),)),  # a first purchase, in bulk
+    ],
+)
+def test_a_huge_purchase_lasts_at_most_a_century(params: PopulationParams, history) -> None:
+    f = forecast_pair(history, "fast", SETTINGS, params, TODAY, 28)
+    assert TODAY < f.median_on <= f.q90_on <= TODAY + timedelta(days=36_525)

@@ -159,3 +159,20 @@ def test_an_order_synced_while_the_refit_fits_goes_through_and_its_forecast_stan
         assert all(p.forecast_at == later for p in plans if p.id != plan_id)
         # ... and the re-score sweep is asked to score it again with the new model.
         assert [r.plan_id for r in session.query(PlanRescore).all()] == [plan_id]
+
+
+def test_a_bulk_purchase_of_the_largest_quantity_is_synced_and_forecast(shop, client, auth):
+    with shop.app_context():
+        plan = _plan(get_session())
+        customer_ext = get_session().get_one(Customer, plan.customer_id).external_id
+        product_ext = get_session().get_one(Product, plan.product_id).external_id
+    ordered = datetime.now(UTC) - timedelta(hours=1)
+    for ext, customer in (("bulk-1", customer_ext), ("bulk-2", "new-office")):
+        line = {"product_external_id": product_ext, "quantity": 1_000_000}
+        body = order_body(customer_external_id=customer, ordered_at=ordered.isoformat(),
+                          updated_at=ordered.isoformat(), lines=[line])  # fmt: skip
+        response = client.put(f"/api/v1/orders/{ext}", json=body, headers=auth)
+        assert response.status_code == 201, response.json
+    with shop.app_context():
+        after = get_session().get_one(Plan, plan.id)
+        assert after.median_on is not None and after.median_on.year < 2200
