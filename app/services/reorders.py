@@ -60,17 +60,17 @@ def reorder_event_data(customer: Customer, product: Product, reorder: Reorder) -
 def feed(
     session: Session, status: ReorderStatus, now: datetime, after_id: int, limit: int
 ) -> list[ReorderItem]:
-    """Reorders in ``status`` (pending ones only once their undo window has passed), by id."""
+    """Reorders in ``status`` once their undo window has passed (as ``get_item``: one
+    cancelled inside it was never the backend's), by id."""
     query = (
         select(Reorder, Customer, Product)
         .join(Customer, col(Customer.id) == col(Reorder.customer_id))
         .join(Product, col(Product.id) == col(Reorder.product_id))
-        .where(col(Reorder.status) == status, pk(Reorder) > after_id)
+        .where(col(Reorder.status) == status, pk(Reorder) > after_id,
+               col(Reorder.handoff_at) <= now)
         .order_by(pk(Reorder))
         .limit(limit)
-    )
-    if status is ReorderStatus.PENDING:
-        query = query.where(col(Reorder.handoff_at) <= now)
+    )  # fmt: skip
     return [ReorderItem(r, c, p) for r, c, p in session.execute(query).all()]
 
 

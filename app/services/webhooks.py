@@ -18,6 +18,17 @@ from standardwebhooks import Webhook
 TIMEOUT_SECONDS = 10
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failed delivery: followed, a POST becomes a body-less GET, whose 2xx
+    would count as delivered though the receiver never had the event."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class WebhookFailed(Exception):
     """The receiver did not accept the webhook (network error or a non-2xx answer)."""
 
@@ -50,10 +61,12 @@ def post_webhook(url: str, secret: str, webhook_id: str, body: str, now: datetim
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
-        raise WebhookFailed(f"HTTP {exc.code} from {url}") from exc
+        moved = exc.headers.get("Location") if 300 <= exc.code < 400 else None
+        hint = f" (redirects are not followed: the URL may now be {moved})" if moved else ""
+        raise WebhookFailed(f"HTTP {exc.code} from {url}{hint}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise WebhookFailed(f"{type(exc).__name__}: {exc}") from exc
     if not 200 <= status < 300:

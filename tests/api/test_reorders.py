@@ -292,6 +292,9 @@ def test_a_confirm_cancelled_before_its_hand_off_is_no_change_for_the_backend(
     client, auth, app, confirmed, api_now
 ):
     _cancel(app, 1, NOW + timedelta(minutes=2))  # still inside the undo window
+    api_now["now"] = NOW + timedelta(minutes=3)
+    assert _feed(client, auth, status="cancelled") == []  # as ack: "no reorder 1"
+    assert client.post("/api/v1/reorders/1/ack", headers=auth).status_code == 404
     api_now["now"] = NOW + timedelta(hours=1)
     assert _feed(client, auth, status="cancelled", changed_since=NOW.isoformat()) == []
 

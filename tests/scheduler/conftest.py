@@ -89,10 +89,13 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
 
 @dataclass
 class Receiver:
-    """The shop's webhook endpoint: answers ``fail_with`` until told otherwise."""
+    """The shop's webhook endpoint: answers ``fail_with`` until told otherwise, or redirects
+    to ``moved_to`` (where a GET is answered 200: what a redirect-following client gets)."""
 
     fail_with: int | None = None
+    moved_to: str | None = None
     requests: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
+    gets: list[str] = field(default_factory=list)
     url: str = ""
 
 
@@ -103,9 +106,16 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = state.fail_with or 204
+            status = 301 if state.moved_to else state.fail_with or 204
             state.requests.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
             self.send_response(status)
+            if state.moved_to:
+                self.send_header("Location", state.moved_to)
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            state.gets.append(self.path)
+            self.send_response(200)
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:

@@ -10,7 +10,7 @@ from standardwebhooks import Webhook
 
 from app.config import current_settings
 from app.db import get_session
-from app.models import Outbox, OutboxStatus, Reorder
+from app.models import Outbox, OutboxKind, OutboxStatus, Reorder
 from app.services import delivery, outbox
 from tests.conftest import BASE_URL
 from tests.factories import NOW, make_plan
@@ -180,3 +180,16 @@ def test_a_confirm_on_its_way_when_the_reorder_is_cancelled_is_not_retried(
         assert failed is None
         row = session.get_one(Outbox, claimed.id)
         assert row.status is OutboxStatus.CANCELLED
+
+
+def test_a_receiver_that_redirects_has_not_received_the_event(hook_app, receiver, monkeypatch):
+    # Followed, the redirect would turn the POST into a body-less GET, answered 200.
+    _confirm(hook_app, monkeypatch, at=datetime.now(UTC) - timedelta(minutes=10))
+    receiver.moved_to = receiver.url.replace("/hooks/", "/new-hooks/")
+    assert _deliver_at(hook_app, datetime.now(UTC)).failed == 1
+    assert receiver.gets == []
+    with hook_app.app_context():
+        [row] = get_session().query(Outbox).filter_by(kind=OutboxKind.WEBHOOK).all()
+        assert row.status is OutboxStatus.PENDING
+        assert row.last_error is not None and "redirects are not followed" in row.last_error
+        assert receiver.moved_to in row.last_error
