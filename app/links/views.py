@@ -114,8 +114,10 @@ def prompt_page(token: str) -> tuple[str, int] | str:
     except LinkError as error:
         return _link_problem(error, Purpose.PROMPT, token)
     view = answers.find_prompt(session, claim.record_id)
-    if view is None or view.prompt.nonce != claim.nonce:
+    if view is None:
         return _link_problem(TamperedLink("unknown prompt"), Purpose.PROMPT, token)
+    if view.prompt.nonce != claim.nonce:  # the customer's links were revoked since
+        return _link_problem(SupersededLink(claim.record_id), Purpose.PROMPT, token)
     g.locale = view.customer.locale.value
     g.timezone = view.customer.timezone
     form = AnswerForm(request.form if request.method == "POST" else None)
@@ -292,19 +294,30 @@ def fresh_link() -> tuple[str, int] | str | Response:
     token = request.form.get("token", "")
     try:
         purpose = Purpose(request.form.get("purpose", ""))
-        _claim(purpose, token, now)
+        claim = _claim(purpose, token, now)
     except ValueError:
         return _link_problem(TamperedLink("bad purpose"), Purpose.MANAGE, token)
     except ExpiredLink as expired:
-        session = get_session()
-        customer = _owner(purpose, expired.record_id)
-        if customer is None:
-            return _link_problem(TamperedLink("unknown"), purpose, token)
-        g.locale = customer.locale.value
-        send_fresh_link(session, current_settings(), customer, now)
-        session.commit()
-        return render_template("links/problem.html", problem="sent", can_refresh=False)
+        return _send_fresh_link(purpose, expired.record_id, token, now)
     except LinkError as error:
         return _link_problem(error, purpose, token)
+    if purpose is Purpose.PROMPT:
+        view = answers.find_prompt(get_session(), claim.record_id)
+        if view is not None and view.prompt.nonce != claim.nonce:  # revoked
+            return _send_fresh_link(purpose, claim.record_id, token, now)
     # Still valid: nothing to refresh.
     return render_template("links/problem.html", problem="valid", can_refresh=False)
+
+
+def _send_fresh_link(
+    purpose: Purpose, record_id: int, token: str, now: datetime
+) -> tuple[str, int] | str:
+    """Email a new plans-page link to the customer a link was made for, at their address."""
+    session = get_session()
+    customer = _owner(purpose, record_id)
+    if customer is None:
+        return _link_problem(TamperedLink("unknown"), purpose, token)
+    g.locale = customer.locale.value
+    send_fresh_link(session, current_settings(), customer, now)
+    session.commit()
+    return render_template("links/problem.html", problem="sent", can_refresh=False)

@@ -3,11 +3,12 @@ unsubscribing from every reminder."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -155,6 +156,12 @@ def revoke_links(
     customer.updated_at = now
     assert customer.id is not None
     cancel_customer_open(session, customer.id, "links revoked", now)
+    # Prompt links carry their prompt's nonce: a new one supersedes every link sent so far
+    # (an answered prompt's page offers an undo and a plans-page link).
+    session.execute(
+        update(Prompt).where(col(Prompt.customer_id) == customer.id)
+        .values(nonce=secrets.token_hex(16), updated_at=now)
+    )  # fmt: skip
     record(session, now, actor_type, actor, "links.revoke", "customer", customer.external_id,
            {"link_version": customer.link_version - 1},
            {"link_version": customer.link_version})  # fmt: skip

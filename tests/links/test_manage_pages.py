@@ -209,15 +209,30 @@ def test_revoked_links_stop_working_and_offer_a_fresh_one(runner, app, links, at
     assert "新しいリンクをメールで受け取る" in page.text
     assert client.post(links["u"]).status_code == 410
     assert _customer(app).unsubscribed_at is None
-    # The open prompt is cancelled: its link takes no answer, and the plan is prompted again.
+    # The open prompt is cancelled and its link is replaced too: it takes no answer, shows
+    # nothing of the plan, and offers a fresh link; the plan is prompted again.
     closed = client.post(links["p"], data={"action": "confirm"})
-    assert "受付を終了しました" in closed.text
+    assert closed.status_code == 410
+    assert "このリンクは新しいものに置き換えられました" in closed.text
+    assert "/l/m/" not in closed.text
     assert prompt_rows(app)[0].cancel_reason == "links revoked"
     assert dispatch(app, NOW + timedelta(hours=1)).emails == 1
     # The offer sends a working link to the current address (not "your link still works").
-    token = links["m"].removeprefix("/l/m/")
-    sent = client.post("/l/fresh", data={"token": token, "purpose": "manage"})
-    assert "新しいリンクをお送りしました" in sent.text
+    for purpose, path in (("manage", links["m"]), ("prompt", links["p"])):
+        token = path.split("/")[-1]
+        sent = client.post("/l/fresh", data={"token": token, "purpose": purpose})
+        assert "新しいリンクをお送りしました" in sent.text, purpose
+
+
+def test_a_revoked_answered_prompt_link_hands_out_no_plans_page_link(runner, app, links, at_now):
+    # A forwarded email of a confirmed prompt: its page offered an undo and the plans page.
+    client = app.test_client()
+    assert "/l/m/" in client.post(links["p"], data={"action": "confirm"}).text
+    assert runner.invoke(args=["customers", "revoke-links", "c-1", "--by", "ops"]).exit_code == 0
+    page = client.get(links["p"])
+    assert page.status_code == 410 and "/l/m/" not in page.text
+    assert client.post(links["p"], data={"action": "undo"}).status_code == 410
+    assert prompt_rows(app)[0].status is PromptStatus.CONFIRMED
 
 
 def test_an_email_change_from_the_backend_revokes_old_links(client, app, auth, links, at_now):
@@ -225,7 +240,7 @@ def test_an_email_change_from_the_backend_revokes_old_links(client, app, auth, l
                           headers=auth)  # fmt: skip
     assert response.status_code == 200
     assert client.get(links["m"]).status_code == 410
-    assert "受付を終了しました" in client.get(links["p"]).text
+    assert client.get(links["p"]).status_code == 410
     dispatch(app, NOW + timedelta(hours=1))
     deliver(app, NOW + timedelta(hours=1))
     assert mailbox(app)[-1]["To"] == "new@example.jp"
