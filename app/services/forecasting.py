@@ -111,8 +111,10 @@ def load_history(session: Session, customer_ids: Iterable[int] | None = None) ->
         f"SELECT pr.customer_id, pl.product_id, {answer_day},"  # noqa: S608
         " pr.status, COALESCE(pr.snooze_days, 0)"
         " FROM prompt pr JOIN plan pl ON pl.id = pr.plan_id"
+        # A confirm whose reorder was cancelled brought nothing: it was no refill.
+        " LEFT JOIN reorder ro ON ro.prompt_id = pr.id"
         " WHERE pr.status IN ('confirmed', 'skipped', 'snoozed') AND pr.answered_on IS NOT NULL"
-        "{where}"
+        " AND (ro.status IS NULL OR ro.status <> 'cancelled'){where}"
     )
     rows: list[tuple[int, int, int, int]] = []
     answers: list[tuple[int, int, int, str, int]] = []

@@ -13,9 +13,20 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.db import pk
-from app.models import ActorType, Customer, Order, OutboxKind, Product, Reorder, ReorderStatus
+from app.models import (
+    ActorType,
+    Customer,
+    Order,
+    OutboxKind,
+    Plan,
+    Product,
+    Prompt,
+    Reorder,
+    ReorderStatus,
+)
 from app.services import outbox
 from app.services.audit import record
+from app.services.forecasting import request_rescore
 from app.services.types import OrderIn
 from app.services.webhooks import event_body
 
@@ -217,7 +228,7 @@ def unfulfil(session: Session, cancelled_by: dict[int, str], now: datetime) -> i
     say: one that order had fulfilled, or one not fulfilled yet (the order arrived already
     cancelled, or placed and cancelled in one batch). A reorder another order fulfilled stays
     fulfilled, and so does one whose order was returned (it was delivered)."""
-    done = 0
+    cancelled: list[int] = []
     for reorder_id, order_ext in sorted(cancelled_by.items()):
         order_id = session.scalar(select(pk(Order)).where(col(Order.external_id) == order_ext))
         result = session.execute(
@@ -232,10 +243,12 @@ def unfulfil(session: Session, cancelled_by: dict[int, str], now: datetime) -> i
             )
             .values(status=ReorderStatus.CANCELLED, cancelled_at=now, updated_at=now)
         )  # fmt: skip
-        done += result.rowcount  # type: ignore[attr-defined]
-    if done:
-        logger.info("%d reorders cancelled with their orders", done)
-    return done
+        if result.rowcount:  # type: ignore[attr-defined]
+            cancelled.append(reorder_id)
+    if cancelled:
+        logger.info("%d reorders cancelled with their orders", len(cancelled))
+        _nothing_came(session, cancelled, now)
+    return len(cancelled)
 
 
 def release(session: Session, released_by: dict[int, str], now: datetime) -> int:
@@ -290,4 +303,27 @@ def cancel(
     record(session, now, ActorType.USER, actor, "cancel", "reorder", str(reorder_id), before,
            {"status": "cancelled"})  # fmt: skip
     session.flush()
+    _nothing_came(session, [reorder_id], now)
     return reorder
+
+
+def _nothing_came(session: Session, reorder_ids: Sequence[int], now: datetime) -> None:
+    """The confirms of cancelled reorders brought the customer nothing: each plan is re-scored
+    without its confirm as a refill (``load_history``), and the rest the confirm set is
+    lifted unless a later answer set its own, so the customer is asked again in time."""
+    for reorder_id in reorder_ids:
+        plan_id, answered_at = session.execute(
+            select(col(Reorder.plan_id), col(Prompt.answered_at))
+            .join(Prompt, pk(Prompt) == col(Reorder.prompt_id))
+            .where(pk(Reorder) == reorder_id)
+        ).one()
+        request_rescore(session, plan_id, now)
+        answered_since = session.scalar(
+            select(func.count()).select_from(Prompt)
+            .where(col(Prompt.plan_id) == plan_id, col(Prompt.answered_at) > answered_at)
+        )  # fmt: skip
+        if not answered_since:
+            session.execute(
+                update(Plan).where(pk(Plan) == plan_id)
+                .values(prompt_not_before=None, updated_at=now)
+            )  # fmt: skip

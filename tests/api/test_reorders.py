@@ -6,8 +6,9 @@ import pytest
 
 from app.config import current_settings
 from app.db import get_session
-from app.models import Plan, Prompt, Reorder, ReorderStatus
-from app.services import reorders
+from app.forecast.types import ANSWER_CODES
+from app.models import Plan, PlanRescore, Prompt, Reorder, ReorderStatus
+from app.services import forecasting, reorders
 from tests.factories import NOW, order_body
 
 
@@ -370,3 +371,36 @@ def test_an_order_first_synced_as_returned_fulfils_its_reorder(
     returned = body | {"status": "returned"}
     assert client.put(f"/api/v1/orders/{ext}", json=returned, headers=auth).status_code == 201
     assert _status(app, 1) is ReorderStatus.FULFILLED
+
+
+@pytest.mark.parametrize("by", ["ops", "the order's cancellation"])
+def test_a_cancelled_reorder_is_no_refill_and_lifts_the_rest_of_its_confirm(
+    client, auth, app, runner, confirmed, api_now, by
+):
+    # A purchase before the prompt: the pair has a history for the confirm to extend.
+    assert (
+        client.put("/api/v1/orders/o-earlier", json=order_body(), headers=auth).status_code == 201
+    )
+    with app.app_context():
+        plan = get_session().query(Plan).one()
+        assert plan.prompt_not_before is not None  # the confirm rests the plan
+        customer_id = plan.customer_id
+        get_session().query(PlanRescore).delete()  # the confirm's own request, swept
+        get_session().commit()
+        assert list(forecasting.load_history(get_session(), [customer_id]).batch.answer_kind) == [
+            ANSWER_CODES["confirm"]
+        ]
+    if by == "ops":
+        assert runner.invoke(args=["reorders", "cancel", "1"]).exit_code == 0
+    else:
+        ext, body = _fulfilling(1)
+        assert client.put(f"/api/v1/orders/{ext}", json=body, headers=auth).status_code == 201
+        cancelled = _version(body, 13, status="cancelled")
+        assert client.put(f"/api/v1/orders/{ext}", json=cancelled, headers=auth).status_code == 200
+    assert _status(app, 1) is ReorderStatus.CANCELLED
+    with app.app_context():
+        session = get_session()
+        plan = session.query(Plan).one()
+        assert plan.prompt_not_before is None
+        assert [r.plan_id for r in session.query(PlanRescore)] == [plan.id]
+        assert len(forecasting.load_history(session, [customer_id]).batch.answer_kind) == 0
