@@ -373,6 +373,8 @@ class Outbox(SQLModel, table=True):
     lease_until: datetime | None = _utc(nullable=True)
     last_error: str | None = Field(default=None, max_length=1000)
     delivered_at: datetime | None = _utc(nullable=True)
+    # Written; the retry window counts from it (moved to when the message was due at its
+    # first failure, and to the moment of a replay: outbox.mark_failed, outbox.replay).
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
 

@@ -186,11 +186,15 @@ def mark_failed(
     permanent: bool = False,
 ) -> OutboxStatus | None:
     """Record a failed attempt: retry later with exponential backoff, the last try at
-    ``retry_for`` after the message was written; a failure then (or a ``permanent`` one, which
-    no retry can mend) dead-letters it. None if the claim was lost."""
+    ``retry_for`` after the message was first due; a failure then (or a ``permanent`` one,
+    which no retry can mend) dead-letters it. None if the claim was lost."""
     row = session.get(Outbox, outbox_id, with_for_update=True)
     if row is None or row.status is not OutboxStatus.SENDING or row.claimed_by != worker:
         return None
+    if row.attempts == 0 and row.available_at > row.created_at:
+        # Written ahead of its time (a confirm's webhook waits out the undo window): the
+        # retry window counts from when it was due, as from a replay (``created_at``).
+        row.created_at = row.available_at
     row.attempts += 1
     row.last_error = error[:1000]
     row.lease_until = None

@@ -193,3 +193,26 @@ def test_a_receiver_that_redirects_has_not_received_the_event(hook_app, receiver
         assert row.status is OutboxStatus.PENDING
         assert row.last_error is not None and "redirects are not followed" in row.last_error
         assert receiver.moved_to in row.last_error
+
+
+def test_the_retry_window_counts_from_the_hand_off_not_from_the_confirm(
+    make_app, database_url, receiver, monkeypatch
+):
+    # An undo window as long as the retry window: counted from the confirm, the first
+    # failure would dead-letter the event at once.
+    app = make_app(database_url, KAIDOKI_WEBHOOK_URL=receiver.url,
+                   KAIDOKI_WEBHOOK_SECRET=SECRET, KAIDOKI_UNDO_MINUTES="60",
+                   KAIDOKI_WEBHOOK_RETRY_HOURS="1")  # fmt: skip
+    _confirm(app, monkeypatch)
+    receiver.fail_with = 503
+    handoff = NOW + timedelta(minutes=60)
+    moment = handoff
+    while True:
+        assert _deliver_at(app, moment).failed == 1
+        with app.app_context():
+            row = get_session().query(Outbox).filter_by(kind="webhook").one()
+        if row.status is OutboxStatus.DEAD:
+            break
+        moment = row.available_at
+    assert moment - handoff == timedelta(hours=1)
+    assert row.attempts > 1
