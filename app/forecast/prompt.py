@@ -5,7 +5,8 @@ stock-out risk r, prompt_on = quantile_r(run-out date) - L, so that in (1 - r) o
 reorder can arrive before run-out. It is then clamped so that the days since the last purchase
 lie within [min_interval_days, max_interval_days], and never before ``today``. No prompt (-1 /
 None) when P(still active) is below the product's ``min_active_probability``, and (in the scorer)
-when P(a purchase in the ``PROMPT_WINDOW_DAYS`` from the prompt day) is below the product's
+when P(a purchase in the ``PROMPT_WINDOW_DAYS`` from the prompt day, more for a lead time
+longer than the default: ``useful_window_days``) is below the product's
 ``min_prompt_probability`` (default: the population's ``prompt_threshold``, learned before
 ``today``): a prompt that is unlikely to be useful is spam.
 """
@@ -17,15 +18,16 @@ from datetime import date
 import numpy as np
 
 from app.forecast.features import F64, I64
-from app.forecast.types import Explanation
+from app.forecast.types import Explanation, ProductSettings
 
 NO_PROMPT = -1
 PROMPT_WINDOW_DAYS = 7
+DEFAULT_LEAD_TIME_DAYS = ProductSettings().lead_time_days
 
 # Why a pair with purchases has no prompt (``BatchForecast.no_prompt``).
 PROMPTED = 0
 LOOKS_STOPPED = 1  # P(still active) below the product's min_active_probability
-UNLIKELY = 2  # P(a purchase within PROMPT_WINDOW_DAYS of the prompt day) below the threshold
+UNLIKELY = 2  # P(a purchase within useful_window_days of the prompt day) below the threshold
 
 
 def prompt_days(
@@ -77,16 +79,25 @@ def prompt_clause(v: Explanation, prompt_on: date | None, last_on: date, today: 
     return f"; asking on {_day_month(prompt_on)}, the product's maximum of {since} days after the last order"  # noqa: E501
 
 
-def no_prompt_clause(reason: int, value: float, limit: float) -> str:
+def useful_window_days(lead_time_days: I64 | int) -> I64:
+    """The days from the prompt day in which a purchase makes a prompt useful (the gate):
+    ``PROMPT_WINDOW_DAYS``, plus the lead time beyond the default one, since a longer
+    delivery prompts that much earlier before the run-out (the threshold is learnt at the
+    default lead time)."""
+    extra = np.maximum(np.asarray(lead_time_days) - DEFAULT_LEAD_TIME_DAYS, 0)
+    return np.asarray(PROMPT_WINDOW_DAYS + extra, dtype=np.int64)
+
+
+def no_prompt_clause(reason: int, value: float, limit: float, window_days: int) -> str:
     """Why there is no prompt, as a clause to append to ``explain``: ``value`` is the
     probability that fell short of ``limit`` (``LOOKS_STOPPED``: P(still active) against the
-    product's minimum; ``UNLIKELY``: P(a purchase in the week from the prompt day) against
-    the product's or the population's threshold). Empty for ``PROMPTED``."""
+    product's minimum; ``UNLIKELY``: P(a purchase in the ``window_days`` from the prompt
+    day) against the product's or the population's threshold). Empty for ``PROMPTED``."""
     if reason == LOOKS_STOPPED:
         return (f"; no prompt: the customer looks to have stopped buying it (still buying: "
                 f"{value:.0%}, below the product's {limit:.0%})")  # fmt: skip
     if reason == UNLIKELY:
-        return (f"; no prompt: a purchase in the {PROMPT_WINDOW_DAYS} days from the prompt day "
+        return (f"; no prompt: a purchase in the {window_days} days from the prompt day "
                 f"is {value:.0%} likely, below the {limit:.0%} a prompt needs")  # fmt: skip
     return ""
 

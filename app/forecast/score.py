@@ -29,13 +29,13 @@ from app.forecast.model import PopulationParams
 from app.forecast.prompt import (
     LOOKS_STOPPED,
     NO_PROMPT,
-    PROMPT_WINDOW_DAYS,
     PROMPTED,
     UNLIKELY,
     explain,
     no_prompt_clause,
     prompt_clause,
     prompt_days,
+    useful_window_days,
 )
 from app.forecast.types import (
     ANSWER_CODES,
@@ -216,7 +216,7 @@ def activity(prep: Prepared, horizon_days: int) -> tuple[F64, F64]:
     return p_active, p_within
 
 
-def purchase_probability(prep: Prepared, p_active: F64, day: I64, days: int) -> F64:
+def purchase_probability(prep: Prepared, p_active: F64, day: I64, days: int | I64) -> F64:
     """P(a purchase in [day, day + days)) per pair: P(active) times the timing mass of that
     window given no purchase through the censoring point."""
     c = np.maximum(prep.censor_ge, 1) - 0.5
@@ -328,7 +328,8 @@ class BatchForecast:
         prompt_on = None if prompt == NO_PROMPT else date.fromordinal(prompt)
         last_on = date.fromordinal(int(self.last_day[i]))
         clause = prompt_clause(values, prompt_on, last_on, date.fromordinal(self.today))
-        clause += no_prompt_clause(self.no_prompt[i], self.gate_value[i], self.gate_limit[i])
+        clause += no_prompt_clause(self.no_prompt[i], self.gate_value[i], self.gate_limit[i],
+                                   int(useful_window_days(int(self.lead_time[i]))))  # fmt: skip
         return Forecast(
             last_purchased_on=last_on,
             median_on=date.fromordinal(int(self.median_day[i])),
@@ -389,7 +390,7 @@ def score_batch(
     )  # fmt: skip
     # Gate: a prompt is only worth sending when a purchase in the days after it is likely enough.
     threshold = np.where(np.isnan(sa.min_prompt), params.prompt_threshold, sa.min_prompt)[prod]
-    p_useful = purchase_probability(prep, p_active, prompt, PROMPT_WINDOW_DAYS)
+    p_useful = purchase_probability(prep, p_active, prompt, useful_window_days(sa.lead_time[prod]))
     # Unless the product's maximum interval brought the prompt forward: ops want the customer
     # asked by then, likely or not (a customer who looks stopped is still not asked).
     capped = has & (qr - sa.lead_time[prod] > prep.last_day + sa.max_interval[prod])

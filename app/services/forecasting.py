@@ -47,6 +47,7 @@ from app.forecast.prompt import (
     fixed_interval_prompt_days,
     no_prompt_clause,
     prompt_clause,
+    useful_window_days,
 )
 from app.forecast.score import METHOD_MODEL
 from app.forecast.types import ANSWER_CODES, Explanation, Method
@@ -575,7 +576,8 @@ def _forecast_rows(
         )
         prompt_on = None if prompt == NO_PROMPT else day(prompt)
         explanation = explain(values) + prompt_clause(values, prompt_on, day(last), today)
-        explanation += no_prompt_clause(no_prompt, gate_value, gate_limit)
+        explanation += no_prompt_clause(no_prompt, gate_value, gate_limit,
+                                        int(useful_window_days(lead)))  # fmt: skip
         if preferred is not None:
             # A fixed interval (set by the customer or ops) replaces the estimated prompt date.
             prompt_on = day(

@@ -365,3 +365,16 @@ def test_prompts_due_count_the_rest_and_leave_out_plans_already_asked(shop):
         expected[max((asked.prompt_on - TODAY).days, 0)] -= 1
         expected[(rest - TODAY).days] += 1
         assert after == expected
+
+
+def test_a_longer_delivery_prompts_earlier_rather_than_not_at_all(shop, operator):
+    # A gate asking for a purchase within a week of the prompt day judged the earlier prompt
+    # of a longer delivery less useful, and dropped it.
+    with shop.app_context():
+        products = get_session().query(Product).order_by(col(Product.id)).all()
+    for product in products:
+        longer = {"lead_time_days": product.lead_time_days + 4, "min_interval_days": 1}
+        preview = _post(operator, product, "preview", **longer)
+        assert preview.status_code == 200
+        assert "would lose theirs" not in preview.text, product.external_id
+        assert "later, " in preview.text and " 0 later" in preview.text, product.external_id
