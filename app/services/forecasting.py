@@ -353,9 +353,11 @@ def reestimate(session: Session, pairs: Iterable[Pair], today: date, now: dateti
     if not wanted or current is None:
         return 0
     customers = {c for c, _ in wanted}
-    _record_outcomes(session, customers, wanted, now)
+    before = _stored_forecasts(session, customers, wanted)
     history = load_history(session, customers)
-    return _score_and_store(session, history, current[1], today, now, only=wanted)
+    rows = _score_and_store(session, history, current[1], today, now, only=wanted)
+    _record_outcomes(session, before, rows, now)
+    return len(rows)
 
 
 RESCORE_BATCH = 200
@@ -430,29 +432,42 @@ def rescore(
     return len(requests)
 
 
-def _record_outcomes(
-    session: Session, customers: set[int], wanted: set[Pair], now: datetime
-) -> None:
-    """Keep each stored forecast that a newer purchase has just put to the test, with that
-    purchase's day (the forecast is about to be replaced)."""
+def _stored_forecasts(
+    session: Session, customers: set[int], wanted: set[Pair]
+) -> dict[int, Row[Any]]:
+    """The forecasts stored on the plans of ``wanted`` (plan id -> row), before a re-score."""
     plan = table_of(Plan)
-    outcomes = []
+    found: dict[int, Row[Any]] = {}
     ordered = sorted(customers)
     for start in range(0, len(ordered), CHUNK):
         rows = session.execute(
             select(plan.c.id, plan.c.customer_id, plan.c.product_id, plan.c.median_on,
-                   plan.c.q10_on, plan.c.q90_on, plan.c.last_ordered_on)
+                   plan.c.q10_on, plan.c.q90_on, plan.c.forecast_last_on)
             .where(plan.c.customer_id.in_(ordered[start : start + CHUNK]),
-                   plan.c.last_ordered_on > plan.c.forecast_last_on,
                    plan.c.median_on.is_not(None))
         )  # fmt: skip
-        outcomes += [
-            {"plan_id": r.id, "product_id": r.product_id, "predicted_on": r.median_on,
-             "low_on": r.q10_on or r.median_on, "high_on": r.q90_on or r.median_on,
-             "actual_on": r.last_ordered_on, "recorded_at": now}
-            for r in rows
-            if (r.customer_id, r.product_id) in wanted
-        ]  # fmt: skip
+        found.update({r.id: r for r in rows if (r.customer_id, r.product_id) in wanted})
+    return found
+
+
+def _record_outcomes(
+    session: Session, before: dict[int, Row[Any]], rows: list[dict[str, Any]], now: datetime
+) -> None:
+    """Keep each stored forecast that a newer purchase has just put to the test, with that
+    purchase's day: the re-score's last purchase day moved past the forecast's. A purchase
+    as the forecaster sees it: an order, or a confirm (the run-out it marks), with the order
+    that fulfils a confirm dated on the confirm's day (so it tests nothing twice)."""
+    outcomes = []
+    for row in rows:
+        old = before.get(row["id"])
+        if old is None or row["forecast_last_on"] is None:
+            continue
+        if old.forecast_last_on is not None and row["forecast_last_on"] > old.forecast_last_on:
+            outcomes.append(
+                {"plan_id": old.id, "product_id": old.product_id, "predicted_on": old.median_on,
+                 "low_on": old.q10_on or old.median_on, "high_on": old.q90_on or old.median_on,
+                 "actual_on": row["forecast_last_on"], "recorded_at": now}
+            )  # fmt: skip
     if outcomes:
         session.execute(table_of(ForecastOutcome).insert(), outcomes)
 
@@ -464,10 +479,11 @@ def _score_and_store(
     today: date,
     now: datetime,
     only: set[Pair],
-) -> int:
+) -> list[dict[str, Any]]:
+    """Score the pairs of ``only`` and store their forecasts; returns the rows written."""
     plans = _plans_by_pair(session, history, only)
     if not plans:
-        return 0
+        return []
     settings = product_settings(session, history.batch.product_ids)
     origin = today + timedelta(days=1)
     forecasts = score_batch(history.batch, params, origin, HORIZON_DAYS, settings=settings,
@@ -475,7 +491,7 @@ def _score_and_store(
     stamp = _stamp(params, now)
     rows = _forecast_rows(forecasts, plans, today)
     bulk_update_by_id(session, Plan, [row | stamp for row in rows])
-    return len(rows)
+    return rows
 
 
 def _stamp(params: PopulationParams, now: datetime) -> dict[str, Any]:

@@ -330,7 +330,7 @@ def test_a_synced_reorder_is_checked_against_its_forecast_on_the_dashboard(
         assert plan is not None and plan.median_on and plan.q10_on and plan.q90_on
         customer = session.get_one(Customer, plan.customer_id).external_id
         product = session.get_one(Product, plan.product_id).external_id
-    assert "No reorders since forecasts were first stored." in operator.get("/admin/").text
+    assert "No purchases since forecasts were first stored." in operator.get("/admin/").text
     stamp = f"{plan.median_on.isoformat()}T12:00:00+09:00"  # bought exactly on the median
     body = order_body(customer_external_id=customer, ordered_at=stamp, updated_at=stamp,
                       lines=[{"product_external_id": product, "quantity": 1}])  # fmt: skip
@@ -340,7 +340,7 @@ def test_a_synced_reorder_is_checked_against_its_forecast_on_the_dashboard(
         assert (outcome.predicted_on, outcome.actual_on) == (plan.median_on, plan.median_on)
         assert (outcome.low_on, outcome.high_on) == (plan.q10_on, plan.q90_on)
     page = operator.get("/admin/")
-    assert re.search(r"Reorders checked</th><td>1<", page.text)
+    assert re.search(r"Purchases checked</th><td>1<", page.text)
     assert re.search(r"Median error</th><td>0 days", page.text)
     assert re.search(r"Inside the 80 % interval</th><td>100 %", page.text)
     assert "First to second purchase" in page.text and product in page.text

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.db import get_engine, get_session
 from app.forecast.types import ANSWER_CODES
-from app.models import Plan, PlanRescore, Prompt, PromptStatus, Reorder
+from app.models import ForecastOutcome, Plan, PlanRescore, Prompt, PromptStatus, Reorder
 from app.scheduler import jobs
 from app.services import forecasting
 from tests.factories import NOW, order_body
@@ -221,3 +221,22 @@ def test_a_refit_while_the_sweep_rescores_a_plan_waits_for_it_and_leaves_its_for
     assert plan.forecast_at != later  # the sweep's own
     with app.app_context():
         assert [r.plan_id for r in get_session().scalars(select(PlanRescore))] == [plan.id]
+
+
+def test_a_confirm_and_the_order_that_fulfils_it_test_the_forecast_once(
+    client, app, auth, fitted, at_now, monkeypatch
+):
+    plan = _plan(app)
+    client.post(fitted["p"], data={"action": "confirm", "quantity": "2"})
+    assert _rescore_sweep(app, monkeypatch) == 1
+    with app.app_context():
+        [outcome] = get_session().query(ForecastOutcome).all()
+        # The forecast before the answer, put to the test by the run-out the confirm marks.
+        assert (outcome.predicted_on, outcome.actual_on) == (plan.median_on, NOW.date())
+        reorder_id = get_session().query(Reorder).one().id
+    at_now["now"] = NOW + timedelta(days=2)
+    stamp = (NOW + timedelta(days=2)).isoformat()
+    body = order_body(ordered_at=stamp, updated_at=stamp, reorder_id=reorder_id)
+    assert client.put("/api/v1/orders/o-re", json=body, headers=auth).status_code == 201
+    with app.app_context():
+        assert get_session().query(ForecastOutcome).count() == 1  # the fulfilment is the confirm
