@@ -5,6 +5,7 @@ it, and a purchase cancelled takes its forecast with it."""
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from app.db import get_session
@@ -138,6 +139,19 @@ def test_saving_a_products_settings_withdraws_its_prompts_not_yet_sent(shop):
             )
 
 
+def _cancel_returners_orders(session: Session, last_at: datetime, same_instant: bool) -> None:
+    """The backend cancels the monthly buyer "returner"'s four orders one sync at a time, a
+    minute apart, or all synced at the same ``now``."""
+    for n, days in enumerate((90, 60, 30, 0)):
+        at = last_at - timedelta(days=days)
+        stamp = NOW + timedelta(minutes=n)
+        cancelled = OrderIn(f"returner-{n}", "returner", at, stamp, OrderStatus.CANCELLED,
+                            None, None, (LineIn("rice-5kg", 1),))  # fmt: skip
+        synced = NOW + timedelta(minutes=5) if same_instant else stamp
+        sync.sync_orders(session, [cancelled], TOKYO, API, synced)
+    session.commit()
+
+
 def test_a_pair_whose_orders_are_all_cancelled_loses_its_forecast_and_waiting_prompt(shop):
     last_at = NOW - timedelta(days=27)
     with shop.app_context():
@@ -151,13 +165,7 @@ def test_a_pair_whose_orders_are_all_cancelled_loses_its_forecast_and_waiting_pr
         session.commit()
         waiting = session.scalars(select(Prompt).where(Prompt.plan_id == plan.id)).one()
         assert waiting.status is PromptStatus.SCHEDULED
-        for n, days in enumerate((90, 60, 30, 0)):
-            at = last_at - timedelta(days=days)
-            synced = NOW + timedelta(minutes=n)
-            cancelled = OrderIn(f"returner-{n}", "returner", at, synced, OrderStatus.CANCELLED,
-                                None, None, (LineIn("rice-5kg", 1),))  # fmt: skip
-            sync.sync_orders(session, [cancelled], TOKYO, API, synced)
-        session.commit()
+        _cancel_returners_orders(session, last_at, same_instant=False)
         session.refresh(plan)
         session.refresh(waiting)
         assert (plan.n_purchases, plan.prompt_on, plan.median_on, plan.explanation) == (
@@ -191,13 +199,6 @@ def test_a_pair_loses_its_history_even_when_its_cancellations_arrive_in_the_same
         _monthly_buyer(session, "returner", TOKYO, last_at)
         plan = _plan(session, "returner")
         assert plan.n_purchases > 0
-        synced = NOW + timedelta(minutes=5)
-        for n, days in enumerate((90, 60, 30, 0)):
-            at = last_at - timedelta(days=days)
-            stamp = NOW + timedelta(minutes=n)
-            cancelled = OrderIn(f"returner-{n}", "returner", at, stamp, OrderStatus.CANCELLED,
-                                None, None, (LineIn("rice-5kg", 1),))  # fmt: skip
-            sync.sync_orders(session, [cancelled], TOKYO, API, synced)
-        session.commit()
+        _cancel_returners_orders(session, last_at, same_instant=True)
         session.refresh(plan)
         assert (plan.n_purchases, plan.prompt_on, plan.median_on) == (0, None, None)
