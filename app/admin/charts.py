@@ -92,9 +92,11 @@ def forecast_chart(
     median_on: date | None,
     band: tuple[date, date] | None,
     prompt_on: date | None,
+    awaiting_answer: bool = False,
 ) -> Markup:
     """A plan's purchases (bars, height = units) on a time line, with the predicted run-out
-    (median line), its 80 % band (shaded) and the next prompt date."""
+    (median line), its 80 % band (shaded) and the next prompt date (``prompt_on``; None when
+    there is none, or while a prompt is out and ``awaiting_answer``)."""
     width, height, left, right, top, bottom = 760, 200, 34, 12, 50, 26
     marks = [d for d, _ in purchases] + [today]
     marks += [d for d in (median_on, prompt_on) if d is not None] + (list(band) if band else [])
@@ -108,12 +110,12 @@ def forecast_chart(
         return left + plot_w * (day - start).days / span
 
     ident = _id(title)
+    described = _describe_plan(purchases, median_on, band, prompt_on, awaiting_answer)
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{ident}-t">{escape(title)}</title>',
-        f'<desc id="{ident}-d">{escape(_describe_plan(purchases, median_on, band, prompt_on))}'
-        "</desc>",
+        f'<desc id="{ident}-d">{escape(described)}</desc>',
         f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" '
         'stroke="#888"/>',
     ]
@@ -159,6 +161,7 @@ def _describe_plan(
     median_on: date | None,
     band: tuple[date, date] | None,
     prompt_on: date | None,
+    awaiting_answer: bool,
 ) -> str:
     text = _count(len(purchases), "purchase")
     if purchases:
@@ -168,7 +171,12 @@ def _describe_plan(
         text += f"; predicted run-out {median_on:%d %b %Y}"
     if band:
         text += f" (80 % between {band[0]:%d %b} and {band[1]:%d %b})"
-    text += f"; next prompt {prompt_on:%d %b %Y}." if prompt_on else "; no prompt planned."
+    if prompt_on:
+        text += f"; next prompt {prompt_on:%d %b %Y}."
+    elif awaiting_answer:
+        text += "; a prompt is awaiting an answer."
+    else:
+        text += "; no prompt planned."
     return text
 
 

@@ -221,7 +221,7 @@ def customer(customer_id: int) -> str:
             item.plan.median_on,
             (item.plan.q10_on, item.plan.q90_on) if item.plan.q10_on and item.plan.q90_on
             else None,
-            item.coming.on,
+            item.coming.on, item.coming.awaiting_answer,
         ))
         for item in queries.customer_plans(get_session(), found, utcnow())
     ]  # fmt: skip

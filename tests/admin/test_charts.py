@@ -19,3 +19,9 @@ def test_a_plan_chart_counts_one_purchase_and_one_unit_in_the_singular() -> None
 def test_a_plan_chart_counts_several_purchases_and_units_in_the_plural() -> None:
     described = _description([(date(2026, 10, 30), 1), (date(2026, 11, 30), 3)])
     assert described == "2 purchases, the last on 30 Nov 2026 (3 units); no prompt planned."
+
+
+def test_a_plan_chart_whose_prompt_is_out_says_it_awaits_the_answer() -> None:
+    chart = str(forecast_chart("Soap", [(date(2026, 11, 30), 1)], date(2026, 12, 1), None, None,
+                               None, awaiting_answer=True))  # fmt: skip
+    assert "(1 unit); a prompt is awaiting an answer.</desc>" in chart

@@ -8,7 +8,16 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app.db import get_session
-from app.models import ActorType, AuditLog, Customer, Plan, PlanStatus, Prompt, PromptStatus
+from app.models import (
+    ActorType,
+    AuditLog,
+    Customer,
+    Plan,
+    PlanStatus,
+    Product,
+    Prompt,
+    PromptStatus,
+)
 from tests.admin.conftest import NOW, OPERATOR, TODAY, csrf_token
 
 
@@ -132,16 +141,30 @@ def test_the_next_prompt_shown_is_the_day_it_will_come_after_a_rest(shop, operat
     assert f"next prompt {rest:%d %b %Y}." in page.text  # the chart's description
 
 
-def test_the_next_prompt_of_a_plan_whose_prompt_is_out_says_it_awaits_the_answer(shop, operator):
-    customer, plan = _forecast_plan(shop)
+def _send_a_prompt(app, customer: Customer, plan: Plan) -> None:
     assert plan.id is not None and customer.id is not None
-    with shop.app_context():
+    with app.app_context():
         get_session().add(Prompt(plan_id=plan.id, customer_id=customer.id, status=PromptStatus.SENT,
                                  due_at=NOW, sent_at=NOW, nonce="n", quantity=1, created_at=NOW,
                                  updated_at=NOW))  # fmt: skip
         get_session().commit()
+
+
+def test_the_next_prompt_of_a_plan_whose_prompt_is_out_says_it_awaits_the_answer(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    _send_a_prompt(shop, customer, plan)
     page = operator.get(f"/admin/customers/{customer.id}").text
     assert "<strong>Next prompt:</strong> sent, awaiting an answer." in page
+
+
+def test_the_chart_of_a_plan_whose_prompt_is_out_says_it_awaits_the_answer(shop, operator):
+    customer, plan = _forecast_plan(shop)
+    _send_a_prompt(shop, customer, plan)
+    with shop.app_context():
+        product = get_session().get_one(Product, plan.product_id).external_id
+    page = operator.get(f"/admin/customers/{customer.id}").text
+    chart = page.split(f"{product}: purchases and forecast</title>", 1)[1].split("</desc>", 1)[0]
+    assert chart.endswith("; a prompt is awaiting an answer.")
 
 
 def test_an_overdue_next_prompt_shows_the_customers_today(shop, operator):
