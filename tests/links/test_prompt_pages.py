@@ -285,6 +285,24 @@ def test_a_stop_since_undone_on_the_plans_page_says_reminders_are_back_on(
     assert "この商品のお知らせを停止しました。" not in page
 
 
+def test_a_pause_since_resumed_on_the_plans_page_says_reminders_are_back_on(
+    client, app, links, at_now
+):
+    with app.app_context():
+        plan_id = get_session().query(Plan).one().id
+    client.post(links["m"], data={"action": "pause", "plan_id": plan_id})
+    paused = "この商品のお知らせが一時停止または停止されているため"
+    assert paused in client.get(links["p"]).text
+    resumed = client.post(links["m"], data={"action": "resume", "plan_id": plan_id})
+    assert resumed.status_code == 200
+    page = client.get(links["p"]).text
+    assert (
+        "このお知らせは、この商品のお知らせが一時停止または停止されたときに受付を終了しました。"
+        "お知らせを再開されたので、時期が来たら改めてお送りします。"
+    ) in page
+    assert paused not in page
+
+
 def test_tampered_link_gets_a_friendly_page(client, links, at_now):
     page = client.get(links["p"][:-3] + "xyz")
     assert page.status_code == 404
