@@ -210,13 +210,16 @@ def manage_page(token: str) -> tuple[str, int] | str:
 class PlanProblem:
     """Why a change on the plans page was not made, for the page to say in the customer's
     language: ``plan`` (not one of theirs, or not a plan id), ``interval`` (outside the
-    product's range ``low``..``high``), ``action`` (no such change)."""
+    product's range ``low``..``high``; ``plan_id`` and the text ``entered``, for the page to
+    show it back), ``action`` (no such change)."""
 
     kind: str
     status: int = 400
     product: str = ""
     low: int = 0
     high: int = 0
+    plan_id: int | None = None
+    entered: str = ""
 
 
 def _interval_ranges(plans: list[preferences.CustomerPlan]) -> dict[int, tuple[int, int]]:
@@ -260,7 +263,8 @@ def _change_interval(
     assert product is not None
     low, high = preferences.interval_range(product)
     problem = PlanProblem("interval", product=product.name or product.external_id, low=low,
-                          high=high)  # fmt: skip
+                          high=high, plan_id=plan.id,
+                          entered=(form.interval_days.raw_data or [""])[0])  # fmt: skip
     if form.interval_days.errors:
         return problem
     try:

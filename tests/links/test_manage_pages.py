@@ -97,6 +97,16 @@ def test_an_interval_below_the_products_minimum_is_refused(client, app, links, a
     assert _plan(app).preferred_interval_days is None
 
 
+def test_a_refused_interval_stays_in_the_box_to_correct(client, app, links, at_now):
+    plan_id = _plan(app).id
+    refused = client.post(links["m"], data={"action": "interval", "plan_id": plan_id,
+                                            "interval_days": "500"})  # fmt: skip
+    assert refused.status_code == 400
+    [box] = re.findall(rf'<input id="interval-{plan_id}"[^>]*>', refused.text)
+    assert 'value="500"' in box
+    assert _plan(app).preferred_interval_days is None
+
+
 def test_a_new_interval_right_after_a_confirm_does_not_bring_a_prompt_tomorrow(
     client, app, auth, links, at_now
 ):
