@@ -261,6 +261,14 @@ def test_quantity_out_of_range_is_refused_with_the_reason(client, app, links, at
     assert _reorders(app) == []
 
 
+@pytest.mark.parametrize("typed", ["0", "1000", "two"])
+def test_a_refused_quantity_stays_in_the_box_to_correct(client, app, links, at_now, typed):
+    page = client.post(links["p"], data={"action": "confirm", "quantity": typed})
+    assert page.status_code == 400
+    [box] = re.findall(r'<input id="quantity"[^>]*>', page.text)
+    assert f'value="{typed}"' in box
+
+
 def test_stop_stops_the_plan(client, app, links, at_now):
     client.post(links["p"], data={"action": "stop"})
     with app.app_context():
