@@ -238,6 +238,11 @@ class PlanControlForm(FlaskForm):  # type: ignore[misc]
     )  # fmt: skip
 
 
+# What a plan already is when a plan control changes nothing, by action.
+_UNCHANGED = {"pause": "is paused", "resume": "is active", "stop": "is stopped",
+              "interval": "has that interval", "forecast": "follows the forecast"}  # fmt: skip
+
+
 def _refused(back: Response, why: str) -> Response:
     flash(f"Not changed: {why}", "error")
     return back
@@ -273,15 +278,20 @@ def plan_control(customer_id: int, plan_id: int) -> Response:
     if action in ("interval", "forecast"):
         days = form.interval_days.data if action == "interval" else None
         try:
-            preferences.change_plan(session, found, plan, utcnow(), preferred_interval_days=days,
-                                    actor=actor)  # fmt: skip
+            changed = preferences.change_plan(
+                session, found, plan, utcnow(), preferred_interval_days=days, actor=actor
+            )
         except preferences.IntervalOutOfRange as error:
             session.rollback()
             return _refused(back, _interval_problem(error.low, error.high))
     else:
         status = {"pause": PlanStatus.PAUSED, "resume": PlanStatus.ACTIVE,
                   "stop": PlanStatus.STOPPED}[action]  # fmt: skip
-        preferences.change_plan(session, found, plan, utcnow(), status=status, actor=actor)
+        changed = preferences.change_plan(session, found, plan, utcnow(), status=status,
+                                          actor=actor)  # fmt: skip
     session.commit()
-    flash(f"Plan {plan_id} updated ({action}).")
+    if changed:
+        flash(f"Plan {plan_id} updated ({action}).")
+    else:  # a second tab, or a button from a page loaded before another change
+        flash(f"Plan {plan_id} not changed: it already {_UNCHANGED[action]}.")
     return back

@@ -87,8 +87,9 @@ def change_plan(
     status: PlanStatus | None = None,
     preferred_interval_days: int | bool | None = False,
     actor: tuple[ActorType, str] | None = None,
-) -> Plan:
-    """Set a plan's status and/or fixed interval (``False``: leave the interval as it is).
+) -> bool:
+    """Set a plan's status and/or fixed interval (``False``: leave the interval as it is);
+    returns whether anything changed.
 
     Pausing or stopping cancels the plan's open prompt; a new interval only a prompt not yet
     sent (the email the customer has stays answerable). Every change re-schedules the plan; a
@@ -115,7 +116,7 @@ def change_plan(
     if after == before:
         # Nothing to change (a second tab, a resume of an active plan, an unchanged interval
         # saved): the open prompt stays answerable, and there is nothing to audit.
-        return plan
+        return False
     plan.updated_at = now
     if plan.status is not PlanStatus.ACTIVE:
         plan.prompt_on = None
@@ -128,7 +129,7 @@ def change_plan(
     session.flush()
     today = now.astimezone(ZoneInfo(customer.timezone)).date()
     reestimate(session, {(plan.customer_id, plan.product_id)}, today, now)
-    return plan
+    return True
 
 
 def set_subscribed(session: Session, customer: Customer, subscribed: bool, now: datetime) -> None:

@@ -94,6 +94,21 @@ def test_an_operator_pauses_a_plan_and_fixes_an_interval_and_both_are_audited(sh
         assert get_session().get_one(Plan, plan.id).preferred_interval_days == 21
 
 
+def test_back_to_the_forecast_on_a_plan_without_a_fixed_interval_says_nothing_changed(
+    shop, operator
+):
+    customer, plan = _forecast_plan(shop)
+    assert plan.preferred_interval_days is None
+    token = csrf_token(operator.get(f"/admin/customers/{customer.id}").text)
+    page = operator.post(f"/admin/customers/{customer.id}/plans/{plan.id}",
+                         data={"csrf_token": token, "action": "forecast"},
+                         follow_redirects=True)  # fmt: skip
+    assert f"Plan {plan.id} not changed: it already follows the forecast." in page.text
+    assert "updated (forecast)" not in page.text
+    with shop.app_context():
+        assert get_session().query(AuditLog).filter_by(action="plan.change").all() == []
+
+
 def test_an_unknown_plan_change_says_so_and_changes_nothing(shop, operator):
     customer, plan = _forecast_plan(shop)
     token = csrf_token(operator.get(f"/admin/customers/{customer.id}").text)
