@@ -79,7 +79,7 @@ def prompt_clause(v: Explanation, prompt_on: date | None, last_on: date, today: 
     return f"; asking on {_day_month(prompt_on)}, the product's maximum of {since} days after the last order"  # noqa: E501
 
 
-def useful_window_days(lead_time_days: I64 | int) -> I64:
+def useful_window_days(lead_time_days: I64) -> I64:
     """The days from the prompt day in which a purchase makes a prompt useful (the gate):
     ``PROMPT_WINDOW_DAYS``, plus the lead time beyond the default one, since a longer
     delivery prompts that much earlier before the run-out (the threshold is learnt at the

@@ -306,6 +306,8 @@ class BatchForecast:
     """The probability that kept the prompt back (P(still active), or P(a purchase in the
     week from the prompt day)), and the limit it fell short of; NaN where prompted."""
     gate_limit: F64
+    gate_window: I64
+    """The days from the prompt day a purchase had to fall in (``useful_window_days``)."""
 
     def forecast(self, i: int) -> Forecast:
         """The ``Forecast`` of pair ``i``; raises ValueError when it has no purchase."""
@@ -329,7 +331,7 @@ class BatchForecast:
         last_on = date.fromordinal(int(self.last_day[i]))
         clause = prompt_clause(values, prompt_on, last_on, date.fromordinal(self.today))
         clause += no_prompt_clause(self.no_prompt[i], self.gate_value[i], self.gate_limit[i],
-                                   int(useful_window_days(int(self.lead_time[i]))))  # fmt: skip
+                                   int(self.gate_window[i]))  # fmt: skip
         return Forecast(
             last_purchased_on=last_on,
             median_on=date.fromordinal(int(self.median_day[i])),
@@ -390,7 +392,8 @@ def score_batch(
     )  # fmt: skip
     # Gate: a prompt is only worth sending when a purchase in the days after it is likely enough.
     threshold = np.where(np.isnan(sa.min_prompt), params.prompt_threshold, sa.min_prompt)[prod]
-    p_useful = purchase_probability(prep, p_active, prompt, useful_window_days(sa.lead_time[prod]))
+    window = useful_window_days(sa.lead_time[prod])
+    p_useful = purchase_probability(prep, p_active, prompt, window)
     # Unless the product's maximum interval brought the prompt forward: ops want the customer
     # asked by then, likely or not (a customer who looks stopped is still not asked).
     capped = has & (qr - sa.lead_time[prod] > prep.last_day + sa.max_interval[prod])
@@ -409,7 +412,7 @@ def score_batch(
         t, horizon_days, prep.n_purchases, prep.last_day, q50, q10, q90, qr, risk,
         sa.lead_time[prod], np.where(has, p_within, np.nan), np.where(has, p_active, np.nan),
         prompt, method, prep.rate, prep.last_units, no_prompt.astype(np.int8), gate_value,
-        gate_limit,
+        gate_limit, window,
     )  # fmt: skip
 
 

@@ -47,7 +47,6 @@ from app.forecast.prompt import (
     fixed_interval_prompt_days,
     no_prompt_clause,
     prompt_clause,
-    useful_window_days,
 )
 from app.forecast.score import METHOD_MODEL
 from app.forecast.types import ANSWER_CODES, Explanation, Method
@@ -568,7 +567,7 @@ def _forecast_rows(
             for a in (
                 f.n_purchases, f.rate, f.last_units, f.method, f.risk, f.risk_day, f.lead_time,
                 f.prompt_day, f.last_day, f.median_day, f.q10_day, f.q90_day, f.p_active,
-                f.p_within, f.no_prompt, f.gate_value, f.gate_limit,
+                f.p_within, f.no_prompt, f.gate_value, f.gate_limit, f.gate_window,
             )
         ),
         strict=True,
@@ -576,7 +575,7 @@ def _forecast_rows(
     rows = []
     for (plan_id, _, status, preferred, _), (
         n, rate, units, method_code, risk, risk_day, lead, prompt, last, median, q10, q90,
-        p_active, p_within, no_prompt, gate_value, gate_limit,
+        p_active, p_within, no_prompt, gate_value, gate_limit, gate_window,
     ) in zip(plans.values(), columns, strict=True):  # fmt: skip
         if n == 0:
             continue
@@ -592,8 +591,8 @@ def _forecast_rows(
         )
         prompt_on = None if prompt == NO_PROMPT else day(prompt)
         explanation = explain(values) + prompt_clause(values, prompt_on, day(last), today)
-        explanation += no_prompt_clause(no_prompt, gate_value, gate_limit,
-                                        int(useful_window_days(lead)))  # fmt: skip
+        if no_prompt:
+            explanation += no_prompt_clause(no_prompt, gate_value, gate_limit, gate_window)
         if preferred is not None:
             # A fixed interval (set by the customer or ops) replaces the estimated prompt date.
             prompt_on = day(
