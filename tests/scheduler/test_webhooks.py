@@ -196,8 +196,9 @@ def test_a_receiver_that_redirects_has_not_received_the_event(hook_app, receiver
 
 
 def test_the_retry_window_counts_from_the_hand_off_not_from_the_confirm(
-    make_app, database_url, receiver, monkeypatch
+    make_app, database_url, receiver, monkeypatch, app
 ):
+    # (``app``: its teardown empties the shared database for the next test.)
     # An undo window as long as the retry window: counted from the confirm, the first
     # failure would dead-letter the event at once.
     app = make_app(database_url, KAIDOKI_WEBHOOK_URL=receiver.url,
